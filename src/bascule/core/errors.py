@@ -48,6 +48,7 @@ __all__ = [
     "StorageError",
     "UnsupportedModelError",
     "VersionNotFoundError",
+    "error_from_code",
 ]
 
 
@@ -215,3 +216,21 @@ class OverloadedError(BasculeError):
     def __init__(self, message: str, *, retry_after_s: float = 1.0, **details: Any) -> None:
         super().__init__(message, retry_after_s=retry_after_s, **details)
         self.retry_after_s = retry_after_s
+
+
+def error_from_code(code: str, message: str, **details: Any) -> BasculeError:
+    """Rebuild an error received over the wire (its ``code`` and message) as the right class.
+
+    The most general class with that code is used (``not_found`` → :class:`NotFoundError`).
+    """
+    found: type[BasculeError] = BasculeError
+    queue: list[type[BasculeError]] = [BasculeError]
+    while queue:
+        cls = queue.pop(0)
+        if cls.code == code:
+            found = cls
+            break
+        queue.extend(cls.__subclasses__())
+    err = found.__new__(found)
+    BasculeError.__init__(err, message, **details)
+    return err

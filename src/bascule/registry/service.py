@@ -1,0 +1,222 @@
+"""RegistryService: register fitted models as ONNX, move aliases, resolve references, load predictors."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import TYPE_CHECKING, Any
+
+from bascule.core.clock import Clock, now_ms
+from bascule.core.errors import InvalidInputError
+from bascule.core.records import ModelEvent, ModelVersion, RegisteredModel
+from bascule.core.refs import ModelRef, check_name
+from bascule.core.schema import ModelSignature
+from bascule.registry.provenance import git_commit
+from bascule.store.artifacts.base import ArtifactStore
+from bascule.store.db.models import ModelRepository
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from bascule.registry.predictor import OnnxPredictor
+
+__all__ = ["RegistryService"]
+
+PARITY_ATOL = 1e-4
+SAMPLE_MAX_ROWS = 10_000
+
+
+class RegistryService:
+    """The model registry. Versions are immutable; aliases move atomically; everything is audited."""
+
+    def __init__(
+        self,
+        models: ModelRepository,
+        artifacts: ArtifactStore,
+        clock: Clock,
+        *,
+        actor: str,
+        intra_op_threads: int = 1,
+    ) -> None:
+        self._models = models
+        self._artifacts = artifacts
+        self._clock = clock
+        self._actor = actor
+        self._threads = intra_op_threads
+
+    # -- registration ---------------------------------------------------------------------------
+
+    def register(
+        self,
+        name: str,
+        model: Any,
+        *,
+        sample: Any,
+        run_id: str | None = None,
+        dataset_digest: str | None = None,
+        metrics: dict[str, float] | None = None,
+        tags: dict[str, str] | None = None,
+        description: str = "",
+        reason: str = "",
+        actor: str | None = None,
+    ) -> ModelVersion:
+        """Convert ``model`` to ONNX, prove parity on ``sample``, store it, and number a new version.
+
+        Artifacts are written before the version row, in one transaction with its audit
+        event, so a crash at any point leaves no version without its artifacts.
+
+        Raises:
+            InvalidInputError: bad name, empty sample, non-numeric metric.
+            UnsupportedModelError: no converter handles the model type.
+            ParityError: the ONNX model disagrees with the source on the sample.
+        """
+        from bascule.registry.converters import convert
+        from bascule.registry.parity import check_parity
+        from bascule.registry.predictor import OnnxPredictor
+        from bascule.registry.profile import build_profile, sample_rows, to_frame
+
+        check_name(name, field="model name")
+        clean_metrics = _check_metrics(metrics or {})
+        if sample is None or len(sample) == 0:
+            raise InvalidInputError.for_field("sample", sample, "a non-empty DataFrame or 2-D array of model inputs")
+        converted = convert(model, sample)
+        predictor = OnnxPredictor(converted.onnx_bytes, converted.signature, name=name)
+        report = check_parity(model, predictor, sample, atol=PARITY_ATOL)
+        frame = to_frame(sample, converted.signature)
+        profile = build_profile(frame, converted.signature)
+        stored_sample = sample_rows(frame, max_rows=SAMPLE_MAX_ROWS, seed=0)
+
+        model_digest = self._artifacts.put(converted.onnx_bytes)
+        profile_digest = self._artifacts.put(json.dumps(profile, sort_keys=True).encode())
+        buf = io.BytesIO()
+        stored_sample.to_parquet(buf, index=False)
+        sample_digest = self._artifacts.put(buf.getvalue())
+
+        return self._models.add_version(
+            name=name,
+            now=now_ms(self._clock),
+            actor=actor or self._actor,
+            reason=reason or "registered",
+            fields={
+                "digest": model_digest,
+                "flavor": converted.flavor,
+                "task": converted.signature.task,
+                "signature": converted.signature.model_dump(mode="json"),
+                "profile_digest": profile_digest,
+                "sample_digest": sample_digest,
+                "metrics": clean_metrics,
+                "tags": {**(tags or {}), "onnx_opset": str(converted.opset), "parity_max_abs_diff": f"{report.max_abs_diff:.3g}"},
+                "run_id": run_id,
+                "dataset_digest": dataset_digest,
+                "git_commit": git_commit(),
+                "description": description,
+            },
+        )
+
+    # -- aliases and history --------------------------------------------------------------------
+
+    def set_alias(
+        self, name: str, alias: str, version: int, *, reason: str = "", actor: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> ModelEvent:
+        """Point ``alias`` at ``version`` in one transaction; audited with from → to.
+
+        Raises:
+            InvalidInputError, ModelNotFoundError, VersionNotFoundError.
+        """
+        check_name(alias, field="alias")
+        if alias == "latest":
+            raise InvalidInputError.for_field("alias", alias, "a name other than 'latest' (it always means the newest version)")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise InvalidInputError.for_field("version", version, "a positive integer")
+        return self._models.set_alias(
+            name, alias, version, now=now_ms(self._clock), actor=actor or self._actor, reason=reason, details=details
+        )
+
+    def delete_alias(self, name: str, alias: str, *, reason: str = "", actor: str | None = None) -> ModelEvent:
+        """Raises: ModelNotFoundError, AliasNotFoundError."""
+        return self._models.delete_alias(name, alias, now=now_ms(self._clock), actor=actor or self._actor, reason=reason)
+
+    def record_event(
+        self, name: str, kind: str, *, reason: str, version: int | None = None,
+        details: dict[str, Any] | None = None, actor: str | None = None,
+    ) -> ModelEvent:
+        """Append a decision (gate, rollback…) to a model's audit history. Raises: ModelNotFoundError."""
+        return self._models.record_event(
+            name, kind, now=now_ms(self._clock), actor=actor or self._actor, reason=reason, version=version, details=details
+        )
+
+    def history(self, name: str) -> list[ModelEvent]:
+        """Raises: ModelNotFoundError."""
+        return self._models.history(name)
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def list_models(self) -> list[RegisteredModel]:
+        return self._models.list_models()
+
+    def get_model(self, name: str) -> RegisteredModel:
+        """Raises: ModelNotFoundError."""
+        return self._models.get_model(name)
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        """Raises: ModelNotFoundError."""
+        return self._models.list_versions(name)
+
+    def resolve(self, ref: ModelRef | str) -> ModelVersion:
+        """The version a reference names (``name`` means the newest version).
+
+        Raises:
+            InvalidInputError, ModelNotFoundError, VersionNotFoundError, AliasNotFoundError.
+        """
+        r = ModelRef.parse(ref) if isinstance(ref, str) else ref
+        if r.alias is not None:
+            version = self._models.alias_version(r.name, r.alias)
+        elif r.version is not None:
+            version = r.version
+        else:
+            version = self._models.get_model(r.name).latest_version
+        return self._models.get_version(r.name, version)
+
+    def load(self, ref: ModelRef | str) -> OnnxPredictor:
+        """An onnxruntime-backed predictor for the referenced version (digest verified on read).
+
+        Raises:
+            NotFoundError subclasses, IntegrityError (corrupted blob).
+        """
+        from bascule.registry.predictor import OnnxPredictor
+
+        mv = self.resolve(ref)
+        blob = self._artifacts.get(mv.digest)
+        signature = ModelSignature.model_validate(mv.signature)
+        return OnnxPredictor(blob, signature, name=mv.name, version=mv.version, intra_op_threads=self._threads)
+
+    def model_bytes(self, mv: ModelVersion) -> bytes:
+        """The ONNX bytes of a version, verified. Raises: IntegrityError, ArtifactNotFoundError."""
+        return self._artifacts.get(mv.digest)
+
+    def profile(self, mv: ModelVersion) -> dict[str, Any]:
+        """The reference profile stored with a version (per-feature summaries)."""
+        if mv.profile_digest is None:
+            return {}
+        data: dict[str, Any] = json.loads(self._artifacts.get(mv.profile_digest))
+        return data
+
+    def reference_sample(self, mv: ModelVersion) -> pd.DataFrame:
+        """The stored sample (up to 10,000 rows) the version was registered with."""
+        import pandas as pd
+
+        if mv.sample_digest is None:
+            return pd.DataFrame()
+        return pd.read_parquet(io.BytesIO(self._artifacts.get(mv.sample_digest)))
+
+
+def _check_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    import numbers
+
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise InvalidInputError.for_field(f"metric {key!r}", value, "a real number")
+        out[str(key)] = float(value)
+    return out

@@ -1,0 +1,463 @@
+"""RunRepository: all SQL for experiments, runs, params, metrics, tags, artifacts and datasets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, asc, delete, desc, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
+from sqlalchemy.sql.elements import ColumnElement
+
+from bascule.core.errors import ConflictError, ExperimentNotFoundError, RunNotFoundError
+from bascule.core.records import DatasetInput, Experiment, Metric, Run, RunArtifact
+from bascule.core.search import Filter, OrderBy
+from bascule.store.db.engine import Database
+from bascule.store.db.tables import (
+    DatasetInputRow,
+    ExperimentRow,
+    ExperimentTagRow,
+    LatestMetricRow,
+    MetricRow,
+    ParamRow,
+    RunArtifactRow,
+    RunRow,
+    RunTagRow,
+)
+
+__all__ = ["RunRepository"]
+
+_ATTR_COLUMNS = {
+    "status": RunRow.status,
+    "run_name": RunRow.name,
+    "start_time": RunRow.start_time,
+    "end_time": RunRow.end_time,
+    "run_id": RunRow.id,
+    "user": RunRow.user,
+}
+
+
+def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
+    match op:
+        case "=":
+            return column == value  # type: ignore[no-any-return]
+        case "!=":
+            return column != value  # type: ignore[no-any-return]
+        case "<":
+            return column < value  # type: ignore[no-any-return]
+        case "<=":
+            return column <= value  # type: ignore[no-any-return]
+        case ">":
+            return column > value  # type: ignore[no-any-return]
+        case ">=":
+            return column >= value  # type: ignore[no-any-return]
+        case "LIKE":
+            return column.like(value)  # type: ignore[no-any-return]
+        case _:
+            return column.ilike(value)  # type: ignore[no-any-return]
+
+
+class RunRepository:
+    """Experiments and runs in the metadata DB; every write is one transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # -- experiments ----------------------------------------------------------------------------
+
+    def create_experiment(
+        self, name: str, *, now: int, artifact_location: str = "", tags: dict[str, str] | None = None
+    ) -> Experiment:
+        """Insert an experiment.
+
+        Raises:
+            ConflictError: an experiment with that name exists.
+        """
+        try:
+            with self._db.transaction() as conn:
+                exp_id = conn.execute(
+                    insert(ExperimentRow)
+                    .values(
+                        name=name,
+                        artifact_location=artifact_location,
+                        lifecycle_stage="active",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .returning(ExperimentRow.id)
+                ).scalar_one()
+                if tags:
+                    conn.execute(
+                        insert(ExperimentTagRow),
+                        [{"experiment_id": exp_id, "key": k, "value": v} for k, v in tags.items()],
+                    )
+        except SAIntegrityError:
+            raise ConflictError(
+                f"experiment {name!r} already exists; choose another name or use it", name=name
+            ) from None
+        return self.get_experiment(exp_id)
+
+    def _experiment(self, conn: Connection, row: ExperimentRow | Any) -> Experiment:
+        tags = dict(
+            conn.execute(
+                select(ExperimentTagRow.key, ExperimentTagRow.value).where(
+                    ExperimentTagRow.experiment_id == row.id
+                )
+            ).all()
+        )
+        return Experiment(
+            id=row.id,
+            name=row.name,
+            created_at=row.created_at,
+            lifecycle_stage=row.lifecycle_stage,
+            artifact_location=row.artifact_location,
+            tags=tags,
+        )
+
+    def get_experiment(self, experiment_id: int) -> Experiment:
+        """Raises: ExperimentNotFoundError."""
+        with self._db.transaction(write=False) as conn:
+            row = conn.execute(select(ExperimentRow).where(ExperimentRow.id == experiment_id)).first()
+            if row is None:
+                raise ExperimentNotFoundError(experiment_id, available=self._names(conn))
+            return self._experiment(conn, row)
+
+    def find_experiment(self, name: str) -> Experiment | None:
+        """The experiment with that name, or None."""
+        with self._db.transaction(write=False) as conn:
+            row = conn.execute(select(ExperimentRow).where(ExperimentRow.name == name)).first()
+            return None if row is None else self._experiment(conn, row)
+
+    def experiment_names(self) -> list[str]:
+        with self._db.transaction(write=False) as conn:
+            return self._names(conn)
+
+    def _names(self, conn: Connection) -> list[str]:
+        return list(conn.execute(select(ExperimentRow.name).order_by(ExperimentRow.id)).scalars())
+
+    def list_experiments(self, *, include_deleted: bool = False) -> list[Experiment]:
+        with self._db.transaction(write=False) as conn:
+            q = select(ExperimentRow).order_by(ExperimentRow.id)
+            if not include_deleted:
+                q = q.where(ExperimentRow.lifecycle_stage == "active")
+            return [self._experiment(conn, r) for r in conn.execute(q).all()]
+
+    def update_experiment(
+        self, experiment_id: int, *, now: int, name: str | None = None, stage: str | None = None
+    ) -> None:
+        """Rename, delete or restore an experiment.
+
+        Raises:
+            ExperimentNotFoundError, ConflictError.
+        """
+        values: dict[str, Any] = {"updated_at": now}
+        if name is not None:
+            values["name"] = name
+        if stage is not None:
+            values["lifecycle_stage"] = stage
+        try:
+            with self._db.transaction() as conn:
+                n = conn.execute(
+                    update(ExperimentRow).where(ExperimentRow.id == experiment_id).values(**values)
+                ).rowcount
+                if n == 0:
+                    raise ExperimentNotFoundError(experiment_id, available=self._names(conn))
+        except SAIntegrityError:
+            raise ConflictError(f"experiment {name!r} already exists", name=name) from None
+
+    def set_experiment_tag(self, experiment_id: int, key: str, value: str) -> None:
+        with self._db.transaction() as conn:
+            _upsert(conn, ExperimentTagRow, {"experiment_id": experiment_id, "key": key}, {"value": value})
+
+    # -- runs -----------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        run_id: str,
+        experiment_id: int,
+        name: str,
+        user: str,
+        start_time: int,
+        parent_run_id: str | None,
+        tags: dict[str, str],
+    ) -> None:
+        """Raises: ExperimentNotFoundError, RunNotFoundError (the parent)."""
+        with self._db.transaction() as conn:
+            if conn.execute(select(ExperimentRow.id).where(ExperimentRow.id == experiment_id)).first() is None:
+                raise ExperimentNotFoundError(experiment_id, available=self._names(conn))
+            if parent_run_id is not None and not self._exists(conn, parent_run_id):
+                raise RunNotFoundError(parent_run_id, role="parent run")
+            conn.execute(
+                insert(RunRow).values(
+                    id=run_id,
+                    experiment_id=experiment_id,
+                    name=name,
+                    status="RUNNING",
+                    start_time=start_time,
+                    end_time=None,
+                    parent_run_id=parent_run_id,
+                    user=user,
+                    lifecycle_stage="active",
+                )
+            )
+            if tags:
+                conn.execute(
+                    insert(RunTagRow), [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()]
+                )
+
+    def _exists(self, conn: Connection, run_id: str) -> bool:
+        return conn.execute(select(RunRow.id).where(RunRow.id == run_id)).first() is not None
+
+    def _require(self, conn: Connection, run_id: str) -> None:
+        if not self._exists(conn, run_id):
+            raise RunNotFoundError(run_id)
+
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: str | None = None,
+        end_time: int | None = None,
+        name: str | None = None,
+        lifecycle_stage: str | None = None,
+    ) -> None:
+        """Raises: RunNotFoundError."""
+        values: dict[str, Any] = {}
+        if status is not None:
+            values["status"] = status
+        if end_time is not None:
+            values["end_time"] = end_time
+        if name is not None:
+            values["name"] = name
+        if lifecycle_stage is not None:
+            values["lifecycle_stage"] = lifecycle_stage
+        with self._db.transaction() as conn:
+            self._require(conn, run_id)
+            if values:
+                conn.execute(update(RunRow).where(RunRow.id == run_id).values(**values))
+
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        metrics: Sequence[Metric] = (),
+        params: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        """Write metrics, params and tags of one run in one transaction (all or nothing).
+
+        Raises:
+            RunNotFoundError: no such run.
+            ConflictError: a param is already logged with a different value.
+        """
+        with self._db.transaction() as conn:
+            self._require(conn, run_id)
+            if params:
+                existing = dict(
+                    conn.execute(
+                        select(ParamRow.key, ParamRow.value).where(
+                            ParamRow.run_id == run_id, ParamRow.key.in_(list(params))
+                        )
+                    ).all()
+                )
+                for key, value in params.items():
+                    if key in existing and existing[key] != value:
+                        raise ConflictError(
+                            f"param {key!r} of run {run_id} is already {existing[key]!r}; "
+                            f"cannot change it to {value!r} (params are immutable)",
+                            key=key,
+                        )
+                new = [{"run_id": run_id, "key": k, "value": v} for k, v in params.items() if k not in existing]
+                if new:
+                    conn.execute(insert(ParamRow), new)
+            if tags:
+                for key, value in tags.items():
+                    _upsert(conn, RunTagRow, {"run_id": run_id, "key": key}, {"value": value})
+            if metrics:
+                conn.execute(
+                    insert(MetricRow),
+                    [
+                        {"run_id": run_id, "key": m.key, "value": m.value, "step": m.step, "timestamp": m.timestamp}
+                        for m in metrics
+                    ],
+                )
+                self._update_latest(conn, run_id, metrics)
+
+    def _update_latest(self, conn: Connection, run_id: str, metrics: Iterable[Metric]) -> None:
+        newest: dict[str, Metric] = {}
+        for m in metrics:
+            cur = newest.get(m.key)
+            if cur is None or (m.step, m.timestamp) >= (cur.step, cur.timestamp):
+                newest[m.key] = m
+        stored = {
+            r.key: (r.step, r.timestamp)
+            for r in conn.execute(
+                select(LatestMetricRow.key, LatestMetricRow.step, LatestMetricRow.timestamp).where(
+                    LatestMetricRow.run_id == run_id, LatestMetricRow.key.in_(list(newest))
+                )
+            ).all()
+        }
+        inserts = []
+        for key, m in newest.items():
+            if key not in stored:
+                inserts.append(
+                    {"run_id": run_id, "key": key, "value": m.value, "step": m.step, "timestamp": m.timestamp}
+                )
+            elif (m.step, m.timestamp) >= stored[key]:
+                conn.execute(
+                    update(LatestMetricRow)
+                    .where(LatestMetricRow.run_id == run_id, LatestMetricRow.key == key)
+                    .values(value=m.value, step=m.step, timestamp=m.timestamp)
+                )
+        if inserts:
+            conn.execute(insert(LatestMetricRow), inserts)
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        with self._db.transaction() as conn:
+            self._require(conn, run_id)
+            conn.execute(delete(RunTagRow).where(RunTagRow.run_id == run_id, RunTagRow.key == key))
+
+    def add_artifact(self, run_id: str, artifact: RunArtifact) -> None:
+        with self._db.transaction() as conn:
+            self._require(conn, run_id)
+            _upsert(
+                conn,
+                RunArtifactRow,
+                {"run_id": run_id, "path": artifact.path},
+                {"digest": artifact.digest, "size": artifact.size},
+            )
+
+    def add_dataset(self, run_id: str, dataset: DatasetInput) -> None:
+        with self._db.transaction() as conn:
+            self._require(conn, run_id)
+            conn.execute(
+                insert(DatasetInputRow).values(
+                    run_id=run_id,
+                    name=dataset.name,
+                    digest=dataset.digest,
+                    num_rows=dataset.num_rows,
+                    schema=dataset.schema,
+                    source=dataset.source,
+                    context=dataset.context,
+                )
+            )
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> Run:
+        """Raises: RunNotFoundError."""
+        with self._db.transaction(write=False) as conn:
+            row = conn.execute(select(RunRow).where(RunRow.id == run_id)).first()
+            if row is None:
+                raise RunNotFoundError(run_id)
+            return self._hydrate(conn, [row])[0]
+
+    def metric_history(self, run_id: str, key: str) -> list[Metric]:
+        """Every value logged for a metric, by step then time. Raises: RunNotFoundError."""
+        with self._db.transaction(write=False) as conn:
+            self._require(conn, run_id)
+            rows = conn.execute(
+                select(MetricRow.key, MetricRow.value, MetricRow.step, MetricRow.timestamp)
+                .where(MetricRow.run_id == run_id, MetricRow.key == key)
+                .order_by(MetricRow.step, MetricRow.timestamp, MetricRow.id)
+            ).all()
+        return [Metric(r.key, r.value, r.step, r.timestamp) for r in rows]
+
+    def search_runs(
+        self,
+        *,
+        experiment_ids: Sequence[int] | None,
+        filters: Sequence[Filter] = (),
+        order_by: Sequence[OrderBy] = (),
+        max_results: int = 1000,
+        offset: int = 0,
+        include_deleted: bool = False,
+    ) -> list[Run]:
+        """Runs matching every filter, ordered, one page (``max_results`` from ``offset``)."""
+        q = select(RunRow)
+        if experiment_ids is not None:
+            q = q.where(RunRow.experiment_id.in_(list(experiment_ids)))
+        if not include_deleted:
+            q = q.where(RunRow.lifecycle_stage == "active")
+        for i, f in enumerate(filters):
+            if f.kind == "attribute":
+                q = q.where(_compare(_ATTR_COLUMNS[f.key], f.op, f.value))
+                continue
+            table = {"metric": LatestMetricRow, "param": ParamRow, "tag": RunTagRow}[f.kind].__table__.alias(f"f{i}")
+            q = q.join(
+                table,
+                and_(table.c.run_id == RunRow.id, table.c.key == f.key, _compare(table.c.value, f.op, f.value)),
+            )
+        for i, o in enumerate(order_by):
+            direction = asc if o.ascending else desc
+            if o.kind == "attribute":
+                q = q.order_by(direction(_ATTR_COLUMNS[o.key]))
+                continue
+            table = {"metric": LatestMetricRow, "param": ParamRow, "tag": RunTagRow}[o.kind].__table__.alias(f"o{i}")
+            q = q.outerjoin(table, and_(table.c.run_id == RunRow.id, table.c.key == o.key))
+            # Runs without the key sort last either way, as in MLflow.
+            q = q.order_by(table.c.value.is_(None), direction(table.c.value))
+        q = q.order_by(desc(RunRow.start_time), RunRow.id).limit(max_results).offset(offset)
+        with self._db.transaction(write=False) as conn:
+            rows = conn.execute(q).all()
+            return self._hydrate(conn, rows)
+
+    def count_runs(self, experiment_id: int) -> int:
+        with self._db.transaction(write=False) as conn:
+            return int(
+                conn.execute(select(func.count()).where(RunRow.experiment_id == experiment_id)).scalar_one()
+            )
+
+    def _hydrate(self, conn: Connection, rows: Sequence[Any]) -> list[Run]:
+        if not rows:
+            return []
+        ids = [r.id for r in rows]
+        params: dict[str, dict[str, str]] = {i: {} for i in ids}
+        tags: dict[str, dict[str, str]] = {i: {} for i in ids}
+        metrics: dict[str, dict[str, Metric]] = {i: {} for i in ids}
+        artifacts: dict[str, list[RunArtifact]] = {i: [] for i in ids}
+        datasets: dict[str, list[DatasetInput]] = {i: [] for i in ids}
+        for chunk_start in range(0, len(ids), 500):
+            chunk = ids[chunk_start : chunk_start + 500]
+            for r in conn.execute(select(ParamRow).where(ParamRow.run_id.in_(chunk))).all():
+                params[r.run_id][r.key] = r.value
+            for r in conn.execute(select(RunTagRow).where(RunTagRow.run_id.in_(chunk))).all():
+                tags[r.run_id][r.key] = r.value
+            for r in conn.execute(select(LatestMetricRow).where(LatestMetricRow.run_id.in_(chunk))).all():
+                metrics[r.run_id][r.key] = Metric(r.key, r.value, r.step, r.timestamp)
+            for r in conn.execute(select(RunArtifactRow).where(RunArtifactRow.run_id.in_(chunk))).all():
+                artifacts[r.run_id].append(RunArtifact(r.path, r.digest, r.size))
+            for r in conn.execute(
+                select(DatasetInputRow).where(DatasetInputRow.run_id.in_(chunk)).order_by(DatasetInputRow.id)
+            ).all():
+                datasets[r.run_id].append(
+                    DatasetInput(r.name, r.digest, r.num_rows, dict(r.schema), r.source, r.context)
+                )
+        return [
+            Run(
+                id=r.id,
+                experiment_id=r.experiment_id,
+                name=r.name,
+                status=r.status,
+                start_time=r.start_time,
+                end_time=r.end_time,
+                parent_run_id=r.parent_run_id,
+                user=r.user,
+                lifecycle_stage=r.lifecycle_stage,
+                params=params[r.id],
+                metrics=metrics[r.id],
+                tags=tags[r.id],
+                artifacts=sorted(artifacts[r.id], key=lambda a: a.path),
+                datasets=datasets[r.id],
+            )
+            for r in rows
+        ]
+
+
+def _upsert(conn: Connection, table: Any, keys: dict[str, Any], values: dict[str, Any]) -> None:
+    """Insert or update one row by primary key, in the dialect's own ON CONFLICT form."""
+    dialect = conn.dialect.name
+    ins = (postgresql if dialect == "postgresql" else sqlite).insert(table).values(**keys, **values)
+    conn.execute(ins.on_conflict_do_update(index_elements=list(keys), set_=values))

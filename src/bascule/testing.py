@@ -1,0 +1,65 @@
+"""Test helpers that ship with bascule: fakes, settings and services for your own tests too.
+
+Example::
+
+    from bascule.testing import FakeClock, make_services
+
+    def test_my_pipeline(tmp_path):
+        services = make_services(tmp_path)
+        run = services.tracking.start_run(experiment="x")
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bascule.core.settings import Settings
+from bascule.store.artifacts.checks import check_artifact_store
+from bascule.store.artifacts.memory import InMemoryArtifactStore
+from bascule.wiring import Services, build_services
+
+__all__ = [
+    "FakeClock",
+    "InMemoryArtifactStore",
+    "check_artifact_store",
+    "make_services",
+    "make_settings",
+]
+
+
+class FakeClock:
+    """A clock that moves only when told to (``advance``); thread-safe."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
+        self._mono = 1000.0
+        self._lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self._mono
+
+    def now_utc(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move both clocks forward."""
+        with self._lock:
+            self._mono += seconds
+            self._now += timedelta(seconds=seconds)
+
+
+def make_settings(home: Path | str, **overrides: Any) -> Settings:
+    """Settings rooted in ``home`` (SQLite and local artifacts there), reading no env or file."""
+    return Settings(home=Path(home), **overrides)
+
+
+def make_services(home: Path | str, **overrides: Any) -> Services:
+    """Services on embedded defaults rooted in ``home``; ``clock=`` and ``artifacts=`` may be given."""
+    clock = overrides.pop("clock", None)
+    artifacts = overrides.pop("artifacts", None)
+    return build_services(make_settings(home, **overrides), clock=clock, artifacts=artifacts)
