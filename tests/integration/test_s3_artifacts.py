@@ -1,4 +1,3 @@
-# ruff: noqa: SIM300  (STYLE.md §5 asks for `assert expected == actual`; SIM300 calls that Yoda)
 import re
 import socket
 import uuid

@@ -136,10 +136,14 @@ class NotFoundError(BasculeError):
     code = "not_found"
     kind: ClassVar[str] = "object"
 
-    def __init__(self, name: object, *, available: Iterable[object] = (), **details: Any) -> None:
-        avail = list(available)
+    def __init__(
+        self, name: object, *, available: Iterable[object] | None = None, **details: Any
+    ) -> None:
+        avail = [] if available is None else list(available)
+        where = "".join(f" in {k} {v!r}" for k, v in details.items() if k in ("model", "run"))
+        listing = "" if available is None else f"; available: {_listing(avail)}"
         super().__init__(
-            f"{self.kind} {name!r} not found; available: {_listing(avail)}",
+            f"{self.kind} {name!r} not found{where}{listing}",
             name=name,
             available=avail[:100],
             **details,

@@ -40,7 +40,9 @@ def check_digest(value: object, *, field: str = "digest") -> str:
         InvalidInputError: not 64 lowercase hex characters.
     """
     if not isinstance(value, str) or not _DIGEST.match(value):
-        raise InvalidInputError.for_field(field, value, "a sha256 digest of 64 lowercase hex digits")
+        raise InvalidInputError.for_field(
+            field, value, "a sha256 digest of 64 lowercase hex digits"
+        )
     return value
 
 

@@ -35,7 +35,7 @@ _KINDS: dict[str, Kind] = {
 ATTRIBUTES = ("status", "run_name", "start_time", "end_time", "run_id", "user")
 _OPS = ("<=", ">=", "!=", "=", "<", ">", "LIKE", "ILIKE")
 _EXPECTED = (
-    "clauses like \"metrics.auc > 0.9\", \"params.lr = '0.1'\", \"tags.team = 'x'\" "
+    'clauses like "metrics.auc > 0.9", "params.lr = \'0.1\'", "tags.team = \'x\'" '
     "or \"attributes.status = 'FINISHED'\", joined by AND"
 )
 _CLAUSE = re.compile(
@@ -108,7 +108,9 @@ def parse_filter(text: str | None) -> list[Filter]:
             except ValueError:
                 raise InvalidInputError.for_field(f"metrics.{key} value", raw, "a number") from None
             if op in ("LIKE", "ILIKE"):
-                raise InvalidInputError.for_field("operator", op, "one of = != < <= > >= for metrics")
+                raise InvalidInputError.for_field(
+                    "operator", op, "one of = != < <= > >= for metrics"
+                )
         else:
             value = _unquote(raw)
             if kind == "attribute":

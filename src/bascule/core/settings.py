@@ -35,8 +35,8 @@ __all__ = [
     "ENV_PREFIX",
     "S3Settings",
     "ServerSettings",
-    "Settings",
     "SettingSource",
+    "Settings",
     "TrackingSettings",
     "explain_settings",
     "load_settings",
@@ -124,9 +124,7 @@ class Settings(BaseSettings):
         raw = value.get_secret_value()
         scheme = raw.split(":", 1)[0].split("+", 1)[0]
         if scheme not in ("sqlite", "postgresql", "postgres"):
-            raise ValueError(
-                f"expected a sqlite:/// or postgresql:// URL, got scheme {scheme!r}"
-            )
+            raise ValueError(f"expected a sqlite:/// or postgresql:// URL, got scheme {scheme!r}")
         return value
 
     @field_validator("artifacts")
@@ -189,9 +187,7 @@ def _config_path(path: str | os.PathLike[str] | None) -> Path | None:
     if env:
         p = Path(env)
         if not p.is_file():
-            raise ConfigError(
-                f"config file {env!r} (from {ENV_PREFIX}CONFIG) not found", path=env
-            )
+            raise ConfigError(f"config file {env!r} (from {ENV_PREFIX}CONFIG) not found", path=env)
         return p
     default = Path(DEFAULT_CONFIG_FILE)
     return default if default.is_file() else None
@@ -220,9 +216,9 @@ def _env_values() -> dict[str, str]:
     return {
         k: v
         for k, v in os.environ.items()
-        if k.startswith(ENV_PREFIX) and k != f"{ENV_PREFIX}CONFIG" and not k.startswith(
-            f"{ENV_PREFIX}TEST_"
-        )
+        if k.startswith(ENV_PREFIX)
+        and k != f"{ENV_PREFIX}CONFIG"
+        and not k.startswith(f"{ENV_PREFIX}TEST_")
     }
 
 
@@ -235,7 +231,9 @@ class SettingSource:
     source: str
 
 
-def _source_of(loc: str, env: Mapping[str, str], yaml_data: Mapping[str, Any], path: Path | None) -> str:
+def _source_of(
+    loc: str, env: Mapping[str, str], yaml_data: Mapping[str, Any], path: Path | None
+) -> str:
     env_key = ENV_PREFIX + loc.replace(".", "__").upper()
     if env_key in env:
         return f"environment variable {env_key}"
@@ -309,4 +307,3 @@ def explain_settings(path: str | os.PathLike[str] | None = None) -> list[Setting
 
     walk(settings, "")
     return out
-

@@ -78,7 +78,9 @@ class RegistryService:
         check_name(name, field="model name")
         clean_metrics = _check_metrics(metrics or {})
         if sample is None or len(sample) == 0:
-            raise InvalidInputError.for_field("sample", sample, "a non-empty DataFrame or 2-D array of model inputs")
+            raise InvalidInputError.for_field(
+                "sample", sample, "a non-empty DataFrame or 2-D array of model inputs"
+            )
         converted = convert(model, sample)
         predictor = OnnxPredictor(converted.onnx_bytes, converted.signature, name=name)
         report = check_parity(model, predictor, sample, atol=PARITY_ATOL)
@@ -105,7 +107,11 @@ class RegistryService:
                 "profile_digest": profile_digest,
                 "sample_digest": sample_digest,
                 "metrics": clean_metrics,
-                "tags": {**(tags or {}), "onnx_opset": str(converted.opset), "parity_max_abs_diff": f"{report.max_abs_diff:.3g}"},
+                "tags": {
+                    **(tags or {}),
+                    "onnx_opset": str(converted.opset),
+                    "parity_max_abs_diff": f"{report.max_abs_diff:.3g}",
+                },
                 "run_id": run_id,
                 "dataset_digest": dataset_digest,
                 "git_commit": git_commit(),
@@ -116,7 +122,13 @@ class RegistryService:
     # -- aliases and history --------------------------------------------------------------------
 
     def set_alias(
-        self, name: str, alias: str, version: int, *, reason: str = "", actor: str | None = None,
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        reason: str = "",
+        actor: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> ModelEvent:
         """Point ``alias`` at ``version`` in one transaction; audited with from → to.
@@ -126,24 +138,48 @@ class RegistryService:
         """
         check_name(alias, field="alias")
         if alias == "latest":
-            raise InvalidInputError.for_field("alias", alias, "a name other than 'latest' (it always means the newest version)")
+            raise InvalidInputError.for_field(
+                "alias", alias, "a name other than 'latest' (it always means the newest version)"
+            )
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise InvalidInputError.for_field("version", version, "a positive integer")
         return self._models.set_alias(
-            name, alias, version, now=now_ms(self._clock), actor=actor or self._actor, reason=reason, details=details
+            name,
+            alias,
+            version,
+            now=now_ms(self._clock),
+            actor=actor or self._actor,
+            reason=reason,
+            details=details,
         )
 
-    def delete_alias(self, name: str, alias: str, *, reason: str = "", actor: str | None = None) -> ModelEvent:
+    def delete_alias(
+        self, name: str, alias: str, *, reason: str = "", actor: str | None = None
+    ) -> ModelEvent:
         """Raises: ModelNotFoundError, AliasNotFoundError."""
-        return self._models.delete_alias(name, alias, now=now_ms(self._clock), actor=actor or self._actor, reason=reason)
+        return self._models.delete_alias(
+            name, alias, now=now_ms(self._clock), actor=actor or self._actor, reason=reason
+        )
 
     def record_event(
-        self, name: str, kind: str, *, reason: str, version: int | None = None,
-        details: dict[str, Any] | None = None, actor: str | None = None,
+        self,
+        name: str,
+        kind: str,
+        *,
+        reason: str,
+        version: int | None = None,
+        details: dict[str, Any] | None = None,
+        actor: str | None = None,
     ) -> ModelEvent:
         """Append a decision (gate, rollback…) to a model's audit history. Raises: ModelNotFoundError."""
         return self._models.record_event(
-            name, kind, now=now_ms(self._clock), actor=actor or self._actor, reason=reason, version=version, details=details
+            name,
+            kind,
+            now=now_ms(self._clock),
+            actor=actor or self._actor,
+            reason=reason,
+            version=version,
+            details=details,
         )
 
     def history(self, name: str) -> list[ModelEvent]:
@@ -189,7 +225,9 @@ class RegistryService:
         mv = self.resolve(ref)
         blob = self._artifacts.get(mv.digest)
         signature = ModelSignature.model_validate(mv.signature)
-        return OnnxPredictor(blob, signature, name=mv.name, version=mv.version, intra_op_threads=self._threads)
+        return OnnxPredictor(
+            blob, signature, name=mv.name, version=mv.version, intra_op_threads=self._threads
+        )
 
     def model_bytes(self, mv: ModelVersion) -> bytes:
         """The ONNX bytes of a version, verified. Raises: IntegrityError, ArtifactNotFoundError."""

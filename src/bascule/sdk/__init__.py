@@ -91,7 +91,9 @@ def start_run(
     if parent_id is None and (outer := active_run()) is not None:
         parent_id = outer.id
     backend = _backend()
-    run = backend.start_run(experiment=experiment, name=name, tags=tags or {}, parent_run_id=parent_id)
+    run = backend.start_run(
+        experiment=experiment, name=name, tags=tags or {}, parent_run_id=parent_id
+    )
     return ActiveRun(
         backend,
         run,
@@ -123,8 +125,10 @@ def register_model(
     if run is not None:
         info = run.info
         run_id = run.id
-        dataset_digest = run.last_dataset.digest if run.last_dataset else (
-            info.datasets[-1].digest if info.datasets else None
+        dataset_digest = (
+            run.last_dataset.digest
+            if run.last_dataset
+            else (info.datasets[-1].digest if info.datasets else None)
         )
         if metrics is None:
             metrics = {k: m.value for k, m in info.metrics.items()}

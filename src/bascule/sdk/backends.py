@@ -22,11 +22,20 @@ class LocalBackend:
         self._t = tracking
 
     def start_run(
-        self, *, experiment: str | None, name: str | None, tags: dict[str, str], parent_run_id: str | None
+        self,
+        *,
+        experiment: str | None,
+        name: str | None,
+        tags: dict[str, str],
+        parent_run_id: str | None,
     ) -> Run:
-        return self._t.start_run(experiment=experiment, name=name, tags=tags, parent_run_id=parent_run_id)
+        return self._t.start_run(
+            experiment=experiment, name=name, tags=tags, parent_run_id=parent_run_id
+        )
 
-    def log_batch(self, run_id: str, *, metrics: list[Metric], params: dict[str, Any], tags: dict[str, Any]) -> None:
+    def log_batch(
+        self, run_id: str, *, metrics: list[Metric], params: dict[str, Any], tags: dict[str, Any]
+    ) -> None:
         self._t.log_batch(run_id, metrics=metrics, params=params, tags=tags)
 
     def end_run(self, run_id: str, *, status: str) -> None:
@@ -56,7 +65,9 @@ def run_from_json(data: dict[str, Any]) -> Run:
 class RemoteBackend:
     """Writes to a bascule control-plane server (``BASCULE_TRACKING__URI``) over keep-alive HTTP."""
 
-    def __init__(self, uri: str, *, timeout_s: float = 30.0, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self, uri: str, *, timeout_s: float = 30.0, transport: httpx.BaseTransport | None = None
+    ) -> None:
         self._client = httpx.Client(base_url=uri, timeout=timeout_s, transport=transport)
         self._uri = uri
 
@@ -64,23 +75,37 @@ class RemoteBackend:
         try:
             resp = self._client.request(method, f"/api/v1{path}", **kwargs)
         except httpx.HTTPError as exc:
-            raise StorageError(f"tracking server {self._uri} unreachable: {exc}", uri=self._uri) from exc
+            raise StorageError(
+                f"tracking server {self._uri} unreachable: {exc}", uri=self._uri
+            ) from exc
         if resp.status_code >= 400:
             try:
                 body = resp.json()
             except ValueError:
                 body = {}
             code = body.get("code") or ("not_found" if resp.status_code == 404 else "storage_error")
-            raise error_from_code(code, body.get("message") or resp.text)
+            raise error_from_code(code, body.get("error") or resp.text)
         return resp.json() if resp.content else None
 
     def start_run(
-        self, *, experiment: str | None, name: str | None, tags: dict[str, str], parent_run_id: str | None
+        self,
+        *,
+        experiment: str | None,
+        name: str | None,
+        tags: dict[str, str],
+        parent_run_id: str | None,
     ) -> Run:
-        body = {"experiment": experiment, "name": name, "tags": tags, "parent_run_id": parent_run_id}
+        body = {
+            "experiment": experiment,
+            "name": name,
+            "tags": tags,
+            "parent_run_id": parent_run_id,
+        }
         return run_from_json(self._call("POST", "/runs", json=body))
 
-    def log_batch(self, run_id: str, *, metrics: list[Metric], params: dict[str, Any], tags: dict[str, Any]) -> None:
+    def log_batch(
+        self, run_id: str, *, metrics: list[Metric], params: dict[str, Any], tags: dict[str, Any]
+    ) -> None:
         body = {
             "metrics": [asdict(m) for m in metrics],
             "params": {k: str(v) for k, v in params.items()},
@@ -94,13 +119,12 @@ class RemoteBackend:
     def log_artifact(self, run_id: str, path: Path, *, artifact_path: str | None) -> RunArtifact:
         if not path.is_file():
             raise InvalidInputError.for_field("artifact path", str(path), "an existing file")
-        with path.open("rb") as fh:
-            data = self._call(
-                "POST",
-                f"/runs/{run_id}/artifacts",
-                files={"file": (path.name, fh)},
-                data={"artifact_path": artifact_path or ""},
-            )
+        data = self._call(
+            "POST",
+            f"/runs/{run_id}/artifacts",
+            params={"name": path.name, "artifact_path": artifact_path or ""},
+            content=path.read_bytes(),
+        )
         return RunArtifact(**data)
 
     def log_dataset(self, run_id: str, dataset: DatasetInput) -> None:

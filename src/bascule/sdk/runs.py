@@ -31,7 +31,12 @@ class TrackingBackend(Protocol):
     """Where an SDK run writes: the TrackingService in-process, or a bascule server over HTTP."""
 
     def start_run(
-        self, *, experiment: str | None, name: str | None, tags: dict[str, str], parent_run_id: str | None
+        self,
+        *,
+        experiment: str | None,
+        name: str | None,
+        tags: dict[str, str],
+        parent_run_id: str | None,
     ) -> Run: ...
 
     def log_batch(
@@ -40,7 +45,9 @@ class TrackingBackend(Protocol):
 
     def end_run(self, run_id: str, *, status: str) -> None: ...
 
-    def log_artifact(self, run_id: str, path: Path, *, artifact_path: str | None) -> RunArtifact: ...
+    def log_artifact(
+        self, run_id: str, path: Path, *, artifact_path: str | None
+    ) -> RunArtifact: ...
 
     def log_dataset(self, run_id: str, dataset: DatasetInput) -> None: ...
 
@@ -130,7 +137,9 @@ class ActiveRun:
         """Store a file with the run (content-addressed). Raises: InvalidInputError."""
         return self._backend.log_artifact(self.id, Path(path), artifact_path=artifact_path)
 
-    def log_dataset(self, data: Any, *, name: str, source: str = "", context: str = "training") -> DatasetInput:
+    def log_dataset(
+        self, data: Any, *, name: str, source: str = "", context: str = "training"
+    ) -> DatasetInput:
         """Record a data set the run used: content fingerprint, schema, row count.
 
         Raises:
@@ -188,7 +197,10 @@ class ActiveRun:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if exc_type is None:
             self.end("FINISHED")
@@ -213,7 +225,9 @@ class _Flusher:
                 atexit.register(self.shutdown)
                 self._registered = True
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="bascule-flusher", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._loop, name="bascule-flusher", daemon=True
+                )
                 self._thread.start()
 
     def untrack(self, run: ActiveRun) -> None:

@@ -11,7 +11,9 @@ from bascule.core.records import DatasetInput
 __all__ = ["fingerprint"]
 
 
-def fingerprint(data: Any, *, name: str, source: str = "", context: str = "training") -> DatasetInput:
+def fingerprint(
+    data: Any, *, name: str, source: str = "", context: str = "training"
+) -> DatasetInput:
     """Describe a DataFrame or 2-D array by a sha256 of its content, its schema and its size.
 
     The digest covers column names, dtypes and every value (pandas' stable row hashing),
@@ -25,7 +27,9 @@ def fingerprint(data: Any, *, name: str, source: str = "", context: str = "train
 
     if isinstance(data, np.ndarray):
         if data.ndim != 2:
-            raise InvalidInputError.for_field("dataset", f"array of shape {data.shape}", "a 2-D array")
+            raise InvalidInputError.for_field(
+                "dataset", f"array of shape {data.shape}", "a 2-D array"
+            )
         data = pd.DataFrame(data, columns=[f"f{i}" for i in range(data.shape[1])])
     if not isinstance(data, pd.DataFrame):
         raise InvalidInputError.for_field(
@@ -39,5 +43,10 @@ def fingerprint(data: Any, *, name: str, source: str = "", context: str = "train
         row_hashes = pd.util.hash_pandas_object(data, index=False).to_numpy()
         h.update(row_hashes.tobytes())
     return DatasetInput(
-        name=name, digest=h.hexdigest(), num_rows=len(data), schema=schema, source=source, context=context
+        name=name,
+        digest=h.hexdigest(),
+        num_rows=len(data),
+        schema=schema,
+        source=source,
+        context=context,
     )

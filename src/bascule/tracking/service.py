@@ -26,7 +26,18 @@ from bascule.tracking.validation import (
 __all__ = ["RunPage", "TrackingService"]
 
 MAX_SEARCH_RESULTS = 50_000
-_ADJECTIVES = ("brave", "calm", "eager", "fair", "gentle", "keen", "lucid", "merry", "proud", "swift")
+_ADJECTIVES = (
+    "brave",
+    "calm",
+    "eager",
+    "fair",
+    "gentle",
+    "keen",
+    "lucid",
+    "merry",
+    "proud",
+    "swift",
+)
 _NOUNS = ("otter", "heron", "lynx", "finch", "marten", "ibis", "wren", "stoat", "crane", "vole")
 
 
@@ -45,7 +56,9 @@ def _run_name() -> str:
 class TrackingService:
     """Experiment tracking. Every call validates all of its input before writing anything."""
 
-    def __init__(self, runs: RunRepository, artifacts: ArtifactStore, clock: Clock, *, default_user: str) -> None:
+    def __init__(
+        self, runs: RunRepository, artifacts: ArtifactStore, clock: Clock, *, default_user: str
+    ) -> None:
         self._runs = runs
         self._artifacts = artifacts
         self._clock = clock
@@ -66,7 +79,9 @@ class TrackingService:
     @staticmethod
     def _check_experiment_name(name: object) -> None:
         if not isinstance(name, str) or not name.strip() or len(name) > 250:
-            raise InvalidInputError.for_field("experiment name", name, "a non-empty string of at most 250 characters")
+            raise InvalidInputError.for_field(
+                "experiment name", name, "a non-empty string of at most 250 characters"
+            )
 
     def get_experiment(self, experiment_id: int | str) -> Experiment:
         """Raises: ExperimentNotFoundError, InvalidInputError (an id that is not an integer)."""
@@ -97,15 +112,21 @@ class TrackingService:
     def rename_experiment(self, experiment_id: int | str, name: str) -> None:
         """Raises: ExperimentNotFoundError, ConflictError, InvalidInputError."""
         self._check_experiment_name(name)
-        self._runs.update_experiment(_experiment_id(experiment_id), now=now_ms(self._clock), name=name)
+        self._runs.update_experiment(
+            _experiment_id(experiment_id), now=now_ms(self._clock), name=name
+        )
 
     def set_experiment_stage(self, experiment_id: int | str, stage: str) -> None:
         """Delete (``deleted``) or restore (``active``) an experiment."""
-        self._runs.update_experiment(_experiment_id(experiment_id), now=now_ms(self._clock), stage=stage)
+        self._runs.update_experiment(
+            _experiment_id(experiment_id), now=now_ms(self._clock), stage=stage
+        )
 
     def set_experiment_tag(self, experiment_id: int | str, key: str, value: str) -> None:
         exp = self.get_experiment(experiment_id)
-        self._runs.set_experiment_tag(exp.id, check_key(key, what="tag"), check_tag_value(key, value))
+        self._runs.set_experiment_tag(
+            exp.id, check_key(key, what="tag"), check_tag_value(key, value)
+        )
 
     # -- runs -----------------------------------------------------------------------------------
 
@@ -134,7 +155,9 @@ class TrackingService:
         run_name = name or _run_name()
         if len(run_name) > 250:
             raise InvalidInputError.for_field("run name", run_name, "at most 250 characters")
-        clean_tags = {check_key(k, what="tag"): check_tag_value(k, v) for k, v in (tags or {}).items()}
+        clean_tags = {
+            check_key(k, what="tag"): check_tag_value(k, v) for k, v in (tags or {}).items()
+        }
         run_id = uuid.uuid4().hex
         self._runs.create_run(
             run_id=run_id,
@@ -147,12 +170,23 @@ class TrackingService:
         )
         return self._runs.get_run(run_id)
 
-    def end_run(self, run_id: str, *, status: str = "FINISHED", end_time: int | None = None) -> None:
+    def end_run(
+        self, run_id: str, *, status: str = "FINISHED", end_time: int | None = None
+    ) -> None:
         """Raises: RunNotFoundError, InvalidInputError (unknown status)."""
-        self.update_run(run_id, status=status, end_time=end_time if end_time is not None else now_ms(self._clock))
+        self.update_run(
+            run_id,
+            status=status,
+            end_time=end_time if end_time is not None else now_ms(self._clock),
+        )
 
     def update_run(
-        self, run_id: str, *, status: str | None = None, end_time: int | None = None, name: str | None = None
+        self,
+        run_id: str,
+        *,
+        status: str | None = None,
+        end_time: int | None = None,
+        name: str | None = None,
     ) -> None:
         """Raises: RunNotFoundError, InvalidInputError."""
         if status is not None and status not in RUN_STATUSES:
@@ -188,14 +222,24 @@ class TrackingService:
         """
         clean_metrics: list[Metric] = []
         for m in metrics:
-            key, value, step, ts = (m.key, m.value, m.step, m.timestamp) if isinstance(m, Metric) else m
+            key, value, step, ts = (
+                (m.key, m.value, m.step, m.timestamp) if isinstance(m, Metric) else m
+            )
             check_key(key, what="metric")
-            clean_metrics.append(Metric(key, check_metric_value(key, value), check_step(key, step), int(ts)))
-        clean_params = {check_key(k, what="param"): check_param_value(k, v) for k, v in (params or {}).items()}
-        clean_tags = {check_key(k, what="tag"): check_tag_value(k, v) for k, v in (tags or {}).items()}
+            clean_metrics.append(
+                Metric(key, check_metric_value(key, value), check_step(key, step), int(ts))
+            )
+        clean_params = {
+            check_key(k, what="param"): check_param_value(k, v) for k, v in (params or {}).items()
+        }
+        clean_tags = {
+            check_key(k, what="tag"): check_tag_value(k, v) for k, v in (tags or {}).items()
+        }
         self._runs.log_batch(run_id, metrics=clean_metrics, params=clean_params, tags=clean_tags)
 
-    def log_metrics(self, run_id: str, metrics: dict[str, Any], *, step: int = 0, timestamp: int | None = None) -> None:
+    def log_metrics(
+        self, run_id: str, metrics: dict[str, Any], *, step: int = 0, timestamp: int | None = None
+    ) -> None:
         ts = timestamp if timestamp is not None else now_ms(self._clock)
         self.log_batch(run_id, metrics=[(k, v, step, ts) for k, v in metrics.items()])
 
@@ -208,7 +252,9 @@ class TrackingService:
     def delete_tag(self, run_id: str, key: str) -> None:
         self._runs.delete_tag(run_id, key)
 
-    def log_artifact(self, run_id: str, path: str | Path, *, artifact_path: str | None = None) -> RunArtifact:
+    def log_artifact(
+        self, run_id: str, path: str | Path, *, artifact_path: str | None = None
+    ) -> RunArtifact:
         """Store a file (by content digest) and record it on the run.
 
         Raises:
@@ -253,7 +299,9 @@ class TrackingService:
             ExperimentNotFoundError: a named experiment does not exist.
         """
         if not 1 <= max_results <= MAX_SEARCH_RESULTS:
-            raise InvalidInputError.for_field("max_results", max_results, f"1..{MAX_SEARCH_RESULTS}")
+            raise InvalidInputError.for_field(
+                "max_results", max_results, f"1..{MAX_SEARCH_RESULTS}"
+            )
         ids: list[int] | None = None
         if experiment_ids is not None:
             ids = [_experiment_id(i) for i in experiment_ids]
@@ -262,7 +310,9 @@ class TrackingService:
         offset = 0
         if page_token:
             if not page_token.isdigit():
-                raise InvalidInputError.for_field("page_token", page_token, "a token from a previous page")
+                raise InvalidInputError.for_field(
+                    "page_token", page_token, "a token from a previous page"
+                )
             offset = int(page_token)
         runs = self._runs.search_runs(
             experiment_ids=ids,

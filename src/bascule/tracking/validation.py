@@ -74,6 +74,8 @@ def check_tag_value(key: str, value: object) -> str:
     text = value if isinstance(value, str) else str(value)
     if len(text) > MAX_TAG_VALUE_LENGTH:
         raise InvalidInputError.for_field(
-            f"tag {key!r} value", text, f"at most {MAX_TAG_VALUE_LENGTH} characters (got {len(text)})"
+            f"tag {key!r} value",
+            text,
+            f"at most {MAX_TAG_VALUE_LENGTH} characters (got {len(text)})",
         )
     return text

@@ -28,7 +28,9 @@ def check_key(key: object) -> str:
     Raises:
         InvalidInputError: the key is absolute, tries to escape the root, or is malformed.
     """
-    expected = "a relative path like 'predictions/fraud/2026-11-26T10/part.parquet' inside the store"
+    expected = (
+        "a relative path like 'predictions/fraud/2026-11-26T10/part.parquet' inside the store"
+    )
     if not isinstance(key, str) or not key or len(key) > 1024:
         raise InvalidInputError.for_field("artifact key", key, expected)
     if key.startswith(("/", "~")) or "\\" in key or "\x00" in key or ":" in key.split("/", 1)[0]:

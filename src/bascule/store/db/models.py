@@ -37,7 +37,11 @@ class ModelRepository:
     # -- helpers --------------------------------------------------------------------------------
 
     def _names(self, conn: Connection) -> list[str]:
-        return list(conn.execute(select(RegisteredModelRow.name).order_by(RegisteredModelRow.name)).scalars())
+        return list(
+            conn.execute(
+                select(RegisteredModelRow.name).order_by(RegisteredModelRow.name)
+            ).scalars()
+        )
 
     def _lock_model(self, conn: Connection, name: str) -> Any:
         q = select(RegisteredModelRow).where(RegisteredModelRow.name == name)
@@ -49,7 +53,9 @@ class ModelRepository:
         row = (
             self._lock_model(conn, name)
             if lock
-            else conn.execute(select(RegisteredModelRow).where(RegisteredModelRow.name == name)).first()
+            else conn.execute(
+                select(RegisteredModelRow).where(RegisteredModelRow.name == name)
+            ).first()
         )
         if row is None:
             raise ModelNotFoundError(name, available=self._names(conn))
@@ -58,7 +64,9 @@ class ModelRepository:
     def _versions(self, conn: Connection, name: str) -> list[int]:
         return list(
             conn.execute(
-                select(ModelVersionRow.version).where(ModelVersionRow.name == name).order_by(ModelVersionRow.version)
+                select(ModelVersionRow.version)
+                .where(ModelVersionRow.name == name)
+                .order_by(ModelVersionRow.version)
             ).scalars()
         )
 
@@ -73,7 +81,11 @@ class ModelRepository:
 
     def _event(self, conn: Connection, **values: Any) -> int:
         values.setdefault("details", {})
-        return int(conn.execute(insert(ModelEventRow).values(**values).returning(ModelEventRow.id)).scalar_one())
+        return int(
+            conn.execute(
+                insert(ModelEventRow).values(**values).returning(ModelEventRow.id)
+            ).scalar_one()
+        )
 
     @staticmethod
     def _to_version(row: Any, aliases: dict[str, int]) -> ModelVersion:
@@ -99,7 +111,9 @@ class ModelRepository:
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def add_version(self, *, name: str, now: int, actor: str, reason: str, fields: dict[str, Any]) -> ModelVersion:
+    def add_version(
+        self, *, name: str, now: int, actor: str, reason: str, fields: dict[str, Any]
+    ) -> ModelVersion:
         """Create the model if new, then the next version and its audit event, in one transaction.
 
         ``fields`` holds the ModelVersionRow columns other than name, version and times.
@@ -108,12 +122,16 @@ class ModelRepository:
             row = self._lock_model(conn, name)
             if row is None:
                 conn.execute(
-                    insert(RegisteredModelRow).values(name=name, created_at=now, description="", latest_version=0)
+                    insert(RegisteredModelRow).values(
+                        name=name, created_at=now, description="", latest_version=0
+                    )
                 )
                 row = self._lock_model(conn, name)
             version = int(row.latest_version) + 1
             conn.execute(
-                update(RegisteredModelRow).where(RegisteredModelRow.name == name).values(latest_version=version)
+                update(RegisteredModelRow)
+                .where(RegisteredModelRow.name == name)
+                .values(latest_version=version)
             )
             conn.execute(
                 insert(ModelVersionRow).values(
@@ -133,12 +151,22 @@ class ModelRepository:
                 details={"digest": fields.get("digest"), "run_id": fields.get("run_id")},
             )
             created = conn.execute(
-                select(ModelVersionRow).where(ModelVersionRow.name == name, ModelVersionRow.version == version)
+                select(ModelVersionRow).where(
+                    ModelVersionRow.name == name, ModelVersionRow.version == version
+                )
             ).one()
             return self._to_version(created, {})
 
     def set_alias(
-        self, name: str, alias: str, version: int, *, now: int, actor: str, reason: str, details: dict[str, Any] | None = None
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        now: int,
+        actor: str,
+        reason: str,
+        details: dict[str, Any] | None = None,
     ) -> ModelEvent:
         """Point ``alias`` at ``version`` atomically and audit the move (from → to).
 
@@ -152,7 +180,11 @@ class ModelRepository:
                 raise VersionNotFoundError(version, available=versions, model=name)
             previous = self._aliases(conn, name).get(alias)
             if previous is None:
-                conn.execute(insert(ModelAliasRow).values(name=name, alias=alias, version=version, updated_at=now))
+                conn.execute(
+                    insert(ModelAliasRow).values(
+                        name=name, alias=alias, version=version, updated_at=now
+                    )
+                )
             else:
                 conn.execute(
                     update(ModelAliasRow)
@@ -171,9 +203,13 @@ class ModelRepository:
                 at=now,
                 details=details or {},
             )
-        return ModelEvent(event_id, name, "alias_set", version, alias, previous, actor, reason, now, details or {})
+        return ModelEvent(
+            event_id, name, "alias_set", version, alias, previous, actor, reason, now, details or {}
+        )
 
-    def delete_alias(self, name: str, alias: str, *, now: int, actor: str, reason: str) -> ModelEvent:
+    def delete_alias(
+        self, name: str, alias: str, *, now: int, actor: str, reason: str
+    ) -> ModelEvent:
         """Remove an alias and audit it.
 
         Raises:
@@ -184,7 +220,11 @@ class ModelRepository:
             aliases = self._aliases(conn, name)
             if alias not in aliases:
                 raise AliasNotFoundError(alias, available=list(aliases), model=name)
-            conn.execute(delete(ModelAliasRow).where(ModelAliasRow.name == name, ModelAliasRow.alias == alias))
+            conn.execute(
+                delete(ModelAliasRow).where(
+                    ModelAliasRow.name == name, ModelAliasRow.alias == alias
+                )
+            )
             previous = aliases[alias]
             event_id = self._event(
                 conn,
@@ -197,7 +237,9 @@ class ModelRepository:
                 reason=reason,
                 at=now,
             )
-        return ModelEvent(event_id, name, "alias_deleted", None, alias, previous, actor, reason, now)
+        return ModelEvent(
+            event_id, name, "alias_deleted", None, alias, previous, actor, reason, now
+        )
 
     def record_event(
         self,
@@ -229,7 +271,9 @@ class ModelRepository:
                 at=now,
                 details=details or {},
             )
-        return ModelEvent(event_id, name, kind, version, None, None, actor, reason, now, details or {})
+        return ModelEvent(
+            event_id, name, kind, version, None, None, actor, reason, now, details or {}
+        )
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -240,7 +284,9 @@ class ModelRepository:
             for r in conn.execute(select(ModelAliasRow).order_by(ModelAliasRow.alias)).all():
                 aliases.setdefault(r.name, {})[r.alias] = r.version
         return [
-            RegisteredModel(r.name, r.created_at, r.description, r.latest_version, aliases.get(r.name, {}))
+            RegisteredModel(
+                r.name, r.created_at, r.description, r.latest_version, aliases.get(r.name, {})
+            )
             for r in rows
         ]
 
@@ -248,17 +294,23 @@ class ModelRepository:
         """Raises: ModelNotFoundError."""
         with self._db.transaction(write=False) as conn:
             r = self._require_model(conn, name)
-            return RegisteredModel(r.name, r.created_at, r.description, r.latest_version, self._aliases(conn, name))
+            return RegisteredModel(
+                r.name, r.created_at, r.description, r.latest_version, self._aliases(conn, name)
+            )
 
     def get_version(self, name: str, version: int) -> ModelVersion:
         """Raises: ModelNotFoundError, VersionNotFoundError."""
         with self._db.transaction(write=False) as conn:
             self._require_model(conn, name)
             row = conn.execute(
-                select(ModelVersionRow).where(ModelVersionRow.name == name, ModelVersionRow.version == version)
+                select(ModelVersionRow).where(
+                    ModelVersionRow.name == name, ModelVersionRow.version == version
+                )
             ).first()
             if row is None:
-                raise VersionNotFoundError(version, available=self._versions(conn, name), model=name)
+                raise VersionNotFoundError(
+                    version, available=self._versions(conn, name), model=name
+                )
             return self._to_version(row, self._aliases(conn, name))
 
     def alias_version(self, name: str, alias: str) -> int:
@@ -276,7 +328,9 @@ class ModelRepository:
             self._require_model(conn, name)
             aliases = self._aliases(conn, name)
             rows = conn.execute(
-                select(ModelVersionRow).where(ModelVersionRow.name == name).order_by(ModelVersionRow.version)
+                select(ModelVersionRow)
+                .where(ModelVersionRow.name == name)
+                .order_by(ModelVersionRow.version)
             ).all()
             return [self._to_version(r, aliases) for r in rows]
 
@@ -288,6 +342,17 @@ class ModelRepository:
                 select(ModelEventRow).where(ModelEventRow.name == name).order_by(ModelEventRow.id)
             ).all()
         return [
-            ModelEvent(r.id, r.name, r.kind, r.version, r.alias, r.previous_version, r.actor, r.reason, r.at, dict(r.details))
+            ModelEvent(
+                r.id,
+                r.name,
+                r.kind,
+                r.version,
+                r.alias,
+                r.previous_version,
+                r.actor,
+                r.reason,
+                r.at,
+                dict(r.details),
+            )
             for r in rows
         ]

@@ -67,7 +67,12 @@ class RunRepository:
     # -- experiments ----------------------------------------------------------------------------
 
     def create_experiment(
-        self, name: str, *, now: int, artifact_location: str = "", tags: dict[str, str] | None = None
+        self,
+        name: str,
+        *,
+        now: int,
+        artifact_location: str = "",
+        tags: dict[str, str] | None = None,
     ) -> Experiment:
         """Insert an experiment.
 
@@ -118,7 +123,9 @@ class RunRepository:
     def get_experiment(self, experiment_id: int) -> Experiment:
         """Raises: ExperimentNotFoundError."""
         with self._db.transaction(write=False) as conn:
-            row = conn.execute(select(ExperimentRow).where(ExperimentRow.id == experiment_id)).first()
+            row = conn.execute(
+                select(ExperimentRow).where(ExperimentRow.id == experiment_id)
+            ).first()
             if row is None:
                 raise ExperimentNotFoundError(experiment_id, available=self._names(conn))
             return self._experiment(conn, row)
@@ -168,7 +175,12 @@ class RunRepository:
 
     def set_experiment_tag(self, experiment_id: int, key: str, value: str) -> None:
         with self._db.transaction() as conn:
-            _upsert(conn, ExperimentTagRow, {"experiment_id": experiment_id, "key": key}, {"value": value})
+            _upsert(
+                conn,
+                ExperimentTagRow,
+                {"experiment_id": experiment_id, "key": key},
+                {"value": value},
+            )
 
     # -- runs -----------------------------------------------------------------------------------
 
@@ -185,7 +197,12 @@ class RunRepository:
     ) -> None:
         """Raises: ExperimentNotFoundError, RunNotFoundError (the parent)."""
         with self._db.transaction() as conn:
-            if conn.execute(select(ExperimentRow.id).where(ExperimentRow.id == experiment_id)).first() is None:
+            if (
+                conn.execute(
+                    select(ExperimentRow.id).where(ExperimentRow.id == experiment_id)
+                ).first()
+                is None
+            ):
                 raise ExperimentNotFoundError(experiment_id, available=self._names(conn))
             if parent_run_id is not None and not self._exists(conn, parent_run_id):
                 raise RunNotFoundError(parent_run_id, role="parent run")
@@ -204,7 +221,8 @@ class RunRepository:
             )
             if tags:
                 conn.execute(
-                    insert(RunTagRow), [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()]
+                    insert(RunTagRow),
+                    [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
                 )
 
     def _exists(self, conn: Connection, run_id: str) -> bool:
@@ -269,7 +287,11 @@ class RunRepository:
                             f"cannot change it to {value!r} (params are immutable)",
                             key=key,
                         )
-                new = [{"run_id": run_id, "key": k, "value": v} for k, v in params.items() if k not in existing]
+                new = [
+                    {"run_id": run_id, "key": k, "value": v}
+                    for k, v in params.items()
+                    if k not in existing
+                ]
                 if new:
                     conn.execute(insert(ParamRow), new)
             if tags:
@@ -279,7 +301,13 @@ class RunRepository:
                 conn.execute(
                     insert(MetricRow),
                     [
-                        {"run_id": run_id, "key": m.key, "value": m.value, "step": m.step, "timestamp": m.timestamp}
+                        {
+                            "run_id": run_id,
+                            "key": m.key,
+                            "value": m.value,
+                            "step": m.step,
+                            "timestamp": m.timestamp,
+                        }
                         for m in metrics
                     ],
                 )
@@ -303,7 +331,13 @@ class RunRepository:
         for key, m in newest.items():
             if key not in stored:
                 inserts.append(
-                    {"run_id": run_id, "key": key, "value": m.value, "step": m.step, "timestamp": m.timestamp}
+                    {
+                        "run_id": run_id,
+                        "key": key,
+                        "value": m.value,
+                        "step": m.step,
+                        "timestamp": m.timestamp,
+                    }
                 )
             elif (m.step, m.timestamp) >= stored[key]:
                 conn.execute(
@@ -385,17 +419,25 @@ class RunRepository:
             if f.kind == "attribute":
                 q = q.where(_compare(_ATTR_COLUMNS[f.key], f.op, f.value))
                 continue
-            table = {"metric": LatestMetricRow, "param": ParamRow, "tag": RunTagRow}[f.kind].__table__.alias(f"f{i}")
+            table = {"metric": LatestMetricRow, "param": ParamRow, "tag": RunTagRow}[
+                f.kind
+            ].__table__.alias(f"f{i}")
             q = q.join(
                 table,
-                and_(table.c.run_id == RunRow.id, table.c.key == f.key, _compare(table.c.value, f.op, f.value)),
+                and_(
+                    table.c.run_id == RunRow.id,
+                    table.c.key == f.key,
+                    _compare(table.c.value, f.op, f.value),
+                ),
             )
         for i, o in enumerate(order_by):
             direction = asc if o.ascending else desc
             if o.kind == "attribute":
                 q = q.order_by(direction(_ATTR_COLUMNS[o.key]))
                 continue
-            table = {"metric": LatestMetricRow, "param": ParamRow, "tag": RunTagRow}[o.kind].__table__.alias(f"o{i}")
+            table = {"metric": LatestMetricRow, "param": ParamRow, "tag": RunTagRow}[
+                o.kind
+            ].__table__.alias(f"o{i}")
             q = q.outerjoin(table, and_(table.c.run_id == RunRow.id, table.c.key == o.key))
             # Runs without the key sort last either way, as in MLflow.
             q = q.order_by(table.c.value.is_(None), direction(table.c.value))
@@ -407,7 +449,9 @@ class RunRepository:
     def count_runs(self, experiment_id: int) -> int:
         with self._db.transaction(write=False) as conn:
             return int(
-                conn.execute(select(func.count()).where(RunRow.experiment_id == experiment_id)).scalar_one()
+                conn.execute(
+                    select(func.count()).where(RunRow.experiment_id == experiment_id)
+                ).scalar_one()
             )
 
     def _hydrate(self, conn: Connection, rows: Sequence[Any]) -> list[Run]:
@@ -425,12 +469,18 @@ class RunRepository:
                 params[r.run_id][r.key] = r.value
             for r in conn.execute(select(RunTagRow).where(RunTagRow.run_id.in_(chunk))).all():
                 tags[r.run_id][r.key] = r.value
-            for r in conn.execute(select(LatestMetricRow).where(LatestMetricRow.run_id.in_(chunk))).all():
+            for r in conn.execute(
+                select(LatestMetricRow).where(LatestMetricRow.run_id.in_(chunk))
+            ).all():
                 metrics[r.run_id][r.key] = Metric(r.key, r.value, r.step, r.timestamp)
-            for r in conn.execute(select(RunArtifactRow).where(RunArtifactRow.run_id.in_(chunk))).all():
+            for r in conn.execute(
+                select(RunArtifactRow).where(RunArtifactRow.run_id.in_(chunk))
+            ).all():
                 artifacts[r.run_id].append(RunArtifact(r.path, r.digest, r.size))
             for r in conn.execute(
-                select(DatasetInputRow).where(DatasetInputRow.run_id.in_(chunk)).order_by(DatasetInputRow.id)
+                select(DatasetInputRow)
+                .where(DatasetInputRow.run_id.in_(chunk))
+                .order_by(DatasetInputRow.id)
             ).all():
                 datasets[r.run_id].append(
                     DatasetInput(r.name, r.digest, r.num_rows, dict(r.schema), r.source, r.context)

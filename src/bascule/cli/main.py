@@ -1,0 +1,168 @@
+"""The ``bascule`` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bascule._version import __version__
+from bascule.cli.context import get_services, get_settings, set_config_path
+from bascule.cli.errors import run_guarded
+from bascule.cli.models import models_app
+from bascule.cli.output import console, print_json, print_table
+from bascule.cli.runs import experiments_app, runs_app
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="bascule",
+    help="The MLOps loop in one package: track, register (ONNX), serve (V2), monitor, retrain.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+db_app = typer.Typer(help="The metadata database.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+app.add_typer(experiments_app, name="experiments")
+app.add_typer(models_app, name="models")
+app.add_typer(db_app, name="db")
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"bascule {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def root(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Settings file (default: ./bascule.yaml if present).")
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Settings come from --config / bascule.yaml and BASCULE_* environment variables."""
+    set_config_path(config)
+
+
+@app.command()
+def validate(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Check the settings and say where every value came from; then check the DB and artifact store.
+
+    Example: BASCULE_DATABASE_URL=postgresql://postgres@127.0.0.1/test bascule validate
+    """
+    from bascule.core.errors import BasculeError, ConfigError
+    from bascule.core.settings import explain_settings
+    from bascule.cli.context import config_path
+    from bascule.cli.errors import exit_code_for
+
+    try:
+        sources = explain_settings(config_path())
+    except ConfigError as exc:
+        problems = exc.details.get("problems") or [exc.message]
+        if as_json:
+            print_json({"ok": False, "problems": problems})
+        else:
+            console.print(f"[bold red]{len(problems)} problem(s) in the settings[/]")
+            for p in problems:
+                console.print(f"  • {p}", highlight=False)
+        raise typer.Exit(exit_code_for(exc)) from None
+    checks: list[str] = []
+    try:
+        services = get_services()
+        services.db.ping()
+        checks.append(f"metadata DB reachable: {services.db.safe_url}")
+        services.artifacts.write("_bascule/validate", b"ok")
+        checks.append(f"artifact store writable: {services.artifacts.root}")
+    except BasculeError as exc:
+        if as_json:
+            print_json({"ok": False, "problems": [exc.message], "settings": sources})
+        else:
+            console.print(f"[bold red]problem:[/] {exc.message}", highlight=False)
+        raise typer.Exit(exit_code_for(exc)) from None
+    if as_json:
+        print_json({"ok": True, "settings": sources, "checks": checks})
+        return
+    print_table("settings", ["setting", "value", "from"], [(s.field, s.value, s.source) for s in sources])
+    for c in checks:
+        console.print(f"[green]✓[/] {c}", highlight=False)
+
+
+@app.command()
+def server(
+    host: Annotated[str | None, typer.Option("--host", help="Interface (default from settings: 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (default from settings: 5000).")] = None,
+) -> None:
+    """Start the control-plane server (REST /api/v1, MLflow /api/2.0/mlflow, OpenAPI /docs).
+
+    Example: bascule server --port 5000   # then MLFLOW_TRACKING_URI=http://127.0.0.1:5000
+    """
+
+    def go() -> None:
+        import uvicorn
+
+        from bascule.http.control.app import create_app
+
+        services = get_services()
+        settings = services.settings
+        uvicorn.run(
+            create_app(services),
+            host=host or settings.server.host,
+            port=port or settings.server.port,
+            log_level="warning",
+            access_log=False,
+        )
+
+    run_guarded(go)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations to the metadata DB (also done on first use).
+
+    Example: BASCULE_DATABASE_URL=postgresql://postgres@127.0.0.1/test bascule db upgrade
+    """
+
+    def go() -> None:
+        services = get_services()
+        services.db.upgrade()
+        console.print(f"metadata DB {services.db.safe_url} is at the newest schema")
+
+    run_guarded(go)
+
+
+@app.command()
+def demo(
+    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same story.")] = 7,
+    home: Annotated[
+        Path | None, typer.Option("--home", help="Where the demo keeps its DB and artifacts (default: settings' home).")
+    ] = None,
+) -> None:
+    """Train a fraud model on generated card transactions, track it, register it, make it champion,
+    load it back through the registry and predict.
+
+    Example: bascule demo --seed 7
+    """
+
+    def go() -> None:
+        from bascule.cli.demo import run_demo
+
+        settings = get_settings()
+        if home is not None:
+            settings = settings.model_copy(update={"home": home})
+        run_demo(settings, seed=seed)
+
+    run_guarded(go)
+
+
+def main() -> None:
+    """Entry point of the ``bascule`` script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""``/api/v1/models``: registered models, versions, aliases and their audit history."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from bascule.http.control.deps import get_services, render
+from bascule.wiring import Services
+
+router = APIRouter(prefix="/api/v1/models", tags=["models"])
+Svc = Annotated[Services, Depends(get_services)]
+
+
+class AliasIn(BaseModel):
+    version: int = Field(ge=1)
+    reason: str = Field(default="", max_length=2000)
+
+
+@router.get("")
+def list_models(services: Svc) -> list[dict[str, Any]]:
+    return render(services.registry.list_models())  # type: ignore[no-any-return]
+
+
+@router.get("/{name}")
+def get_model(name: str, services: Svc) -> dict[str, Any]:
+    """A model with all of its versions and aliases."""
+    model = render(services.registry.get_model(name))
+    model["versions"] = render(services.registry.list_versions(name))
+    return model  # type: ignore[no-any-return]
+
+
+@router.get("/{name}/versions/{version}")
+def get_version(name: str, version: int, services: Svc) -> dict[str, Any]:
+    return render(services.registry.resolve(f"{name}:{version}"))  # type: ignore[no-any-return]
+
+
+@router.get("/{name}/resolve/{ref}")
+def resolve(name: str, ref: str, services: Svc) -> dict[str, Any]:
+    """The version an alias (``champion``) or ``latest`` points at."""
+    target = name if ref == "latest" else f"{name}@{ref}"
+    return render(services.registry.resolve(target))  # type: ignore[no-any-return]
+
+
+@router.get("/{name}/history")
+def history(name: str, services: Svc) -> list[dict[str, Any]]:
+    """Registrations and alias moves, oldest first, with actor, time and reason."""
+    return render(services.registry.history(name))  # type: ignore[no-any-return]
+
+
+@router.put("/{name}/aliases/{alias}")
+def set_alias(name: str, alias: str, body: AliasIn, services: Svc) -> dict[str, Any]:
+    """Move an alias to a version atomically (audited)."""
+    return render(services.registry.set_alias(name, alias, body.version, reason=body.reason))  # type: ignore[no-any-return]
+
+
+@router.delete("/{name}/aliases/{alias}")
+def delete_alias(name: str, alias: str, services: Svc) -> dict[str, Any]:
+    return render(services.registry.delete_alias(name, alias))  # type: ignore[no-any-return]
