@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -304,7 +305,7 @@ class RunRepository:
                         {
                             "run_id": run_id,
                             "key": m.key,
-                            "value": m.value,
+                            "value": _to_db(m.value),
                             "step": m.step,
                             "timestamp": m.timestamp,
                         }
@@ -334,7 +335,7 @@ class RunRepository:
                     {
                         "run_id": run_id,
                         "key": key,
-                        "value": m.value,
+                        "value": _to_db(m.value),
                         "step": m.step,
                         "timestamp": m.timestamp,
                     }
@@ -343,7 +344,7 @@ class RunRepository:
                 conn.execute(
                     update(LatestMetricRow)
                     .where(LatestMetricRow.run_id == run_id, LatestMetricRow.key == key)
-                    .values(value=m.value, step=m.step, timestamp=m.timestamp)
+                    .values(value=_to_db(m.value), step=m.step, timestamp=m.timestamp)
                 )
         if inserts:
             conn.execute(insert(LatestMetricRow), inserts)
@@ -397,7 +398,7 @@ class RunRepository:
                 .where(MetricRow.run_id == run_id, MetricRow.key == key)
                 .order_by(MetricRow.step, MetricRow.timestamp, MetricRow.id)
             ).all()
-        return [Metric(r.key, r.value, r.step, r.timestamp) for r in rows]
+        return [Metric(r.key, _from_db(r.value), r.step, r.timestamp) for r in rows]
 
     def search_runs(
         self,
@@ -472,7 +473,7 @@ class RunRepository:
             for r in conn.execute(
                 select(LatestMetricRow).where(LatestMetricRow.run_id.in_(chunk))
             ).all():
-                metrics[r.run_id][r.key] = Metric(r.key, r.value, r.step, r.timestamp)
+                metrics[r.run_id][r.key] = Metric(r.key, _from_db(r.value), r.step, r.timestamp)
             for r in conn.execute(
                 select(RunArtifactRow).where(RunArtifactRow.run_id.in_(chunk))
             ).all():
@@ -504,6 +505,14 @@ class RunRepository:
             )
             for r in rows
         ]
+
+
+def _to_db(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _from_db(value: float | None) -> float:
+    return math.nan if value is None else value
 
 
 def _upsert(conn: Connection, table: Any, keys: dict[str, Any], values: dict[str, Any]) -> None:

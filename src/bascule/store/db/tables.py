@@ -87,7 +87,8 @@ class MetricRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(250))
-    value: Mapped[float] = mapped_column(Float)
+    # NULL stands for NaN: SQLite cannot store NaN (PostgreSQL can; one rule for both).
+    value: Mapped[float | None] = mapped_column(Float)
     step: Mapped[int] = mapped_column(BigInteger, default=0)
     timestamp: Mapped[int] = mapped_column(BigInteger)
 
@@ -100,7 +101,7 @@ class LatestMetricRow(Base):
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
-    value: Mapped[float] = mapped_column(Float)
+    value: Mapped[float | None] = mapped_column(Float)  # NULL stands for NaN
     step: Mapped[int] = mapped_column(BigInteger)
     timestamp: Mapped[int] = mapped_column(BigInteger)
 
