@@ -62,14 +62,14 @@ def generate_transactions(
 
     risk = np.array([_MERCHANT_RISK[m] for m in merchant])
     logit = (
-        -5.0
-        + 1.1 * np.log1p(ratio)
-        + risk
-        + 0.9 * ((hour < 5) | (hour > 22))
-        + 0.03 * np.minimum(distance, 100)
-        + 0.35 * (channel == "swipe")
-        + 0.15 * np.maximum(tx24 - 3, 0)
-        - 0.0004 * age
+        -6.0
+        + 1.8 * np.log1p(ratio)
+        + 1.4 * risk
+        + 1.6 * ((hour < 5) | (hour > 22))
+        + 0.05 * np.minimum(distance, 100)
+        + 0.8 * (channel == "swipe")
+        + 0.3 * np.maximum(tx24 - 3, 0)
+        - 0.0006 * age
     )
     if shift:
         new_pattern = (np.isin(merchant, ["online", "electronics", "jewelry"])) & ((hour < 7) | (hour > 20)) & (ratio > 0.6) & (ratio < 3)
