@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bascule.core.clock import Clock, now_ms
@@ -88,35 +89,132 @@ class RegistryService:
         profile = build_profile(frame, converted.signature)
         stored_sample = sample_rows(frame, max_rows=SAMPLE_MAX_ROWS, seed=0)
 
-        model_digest = self._artifacts.put(converted.onnx_bytes)
+        return self._store_version(
+            name,
+            onnx_bytes=converted.onnx_bytes,
+            signature=converted.signature,
+            flavor=converted.flavor,
+            opset=converted.opset,
+            profile=profile,
+            sample=stored_sample,
+            metrics=clean_metrics,
+            tags={**(tags or {}), "parity_max_abs_diff": f"{report.max_abs_diff:.3g}"},
+            run_id=run_id,
+            dataset_digest=dataset_digest,
+            description=description,
+            reason=reason or "registered",
+            actor=actor,
+        )
+
+    def _store_version(
+        self,
+        name: str,
+        *,
+        onnx_bytes: bytes,
+        signature: ModelSignature,
+        flavor: str,
+        opset: int,
+        profile: dict[str, Any],
+        sample: pd.DataFrame,
+        metrics: dict[str, float],
+        tags: dict[str, str],
+        run_id: str | None,
+        dataset_digest: str | None,
+        description: str,
+        reason: str,
+        actor: str | None,
+    ) -> ModelVersion:
+        # Blobs first (content-addressed, idempotent), then the version row and its audit
+        # event in one transaction: a crash in between leaves only unreferenced blobs.
+        model_digest = self._artifacts.put(onnx_bytes)
         profile_digest = self._artifacts.put(json.dumps(profile, sort_keys=True).encode())
         buf = io.BytesIO()
-        stored_sample.to_parquet(buf, index=False)
+        sample.to_parquet(buf, index=False)
         sample_digest = self._artifacts.put(buf.getvalue())
-
         return self._models.add_version(
             name=name,
             now=now_ms(self._clock),
             actor=actor or self._actor,
-            reason=reason or "registered",
+            reason=reason,
             fields={
                 "digest": model_digest,
-                "flavor": converted.flavor,
-                "task": converted.signature.task,
-                "signature": converted.signature.model_dump(mode="json"),
+                "flavor": flavor,
+                "task": signature.task,
+                "signature": signature.model_dump(mode="json"),
                 "profile_digest": profile_digest,
                 "sample_digest": sample_digest,
-                "metrics": clean_metrics,
-                "tags": {
-                    **(tags or {}),
-                    "onnx_opset": str(converted.opset),
-                    "parity_max_abs_diff": f"{report.max_abs_diff:.3g}",
-                },
+                "metrics": metrics,
+                "tags": {**tags, "onnx_opset": str(opset)},
                 "run_id": run_id,
                 "dataset_digest": dataset_digest,
                 "git_commit": git_commit(),
                 "description": description,
             },
+        )
+
+    def register_onnx_file(
+        self,
+        name: str,
+        path: Path,
+        *,
+        sample: Path,
+        description: str = "",
+        actor: str | None = None,
+    ) -> ModelVersion:
+        """Register a model that is already ONNX; the sample (Parquet) must run through it.
+
+        There is no source model to compare with, so instead of a parity check the model
+        must produce finite outputs for every sample row.
+
+        Raises:
+            InvalidInputError: unreadable files, not ONNX, or the model fails on the sample.
+        """
+        import numpy as np
+        import pandas as pd
+
+        from bascule.registry.onnx_signature import signature_from_onnx
+        from bascule.registry.predictor import OnnxPredictor
+        from bascule.registry.profile import build_profile, sample_rows
+
+        check_name(name, field="model name")
+        if not path.is_file():
+            raise InvalidInputError.for_field("model file", str(path), "an existing ONNX file")
+        if not sample.is_file():
+            raise InvalidInputError.for_field("sample", str(sample), "an existing Parquet file")
+        try:
+            frame = pd.read_parquet(sample)
+        except (OSError, ValueError) as exc:
+            raise InvalidInputError.for_field(
+                "sample", str(sample), f"a Parquet file ({exc})"
+            ) from None
+        if frame.empty:
+            raise InvalidInputError.for_field("sample", str(sample), "at least one row")
+        onnx_bytes = path.read_bytes()
+        signature = signature_from_onnx(onnx_bytes, column_names=[str(c) for c in frame.columns])
+        predictor = OnnxPredictor(onnx_bytes, signature, name=name)
+        outputs = predictor.run(predictor.to_feeds(frame))
+        for key, value in outputs.items():
+            if value.dtype.kind == "f" and not np.isfinite(value).all():
+                raise InvalidInputError.for_field(
+                    f"output {key!r} on the sample", "non-finite values", "finite values"
+                )
+        frame = frame[signature.column_names]
+        profile = build_profile(frame, signature)
+        return self._store_version(
+            name,
+            onnx_bytes=onnx_bytes,
+            signature=signature,
+            flavor="onnx",
+            opset=max((o.version for o in _opsets(onnx_bytes)), default=0),
+            profile=profile,
+            sample=sample_rows(frame, max_rows=SAMPLE_MAX_ROWS, seed=0),
+            metrics={},
+            tags={},
+            run_id=None,
+            dataset_digest=None,
+            description=description,
+            reason="registered from an ONNX file",
+            actor=actor,
         )
 
     # -- aliases and history --------------------------------------------------------------------
@@ -258,3 +356,9 @@ def _check_metrics(metrics: dict[str, Any]) -> dict[str, float]:
             raise InvalidInputError.for_field(f"metric {key!r}", value, "a real number")
         out[str(key)] = float(value)
     return out
+
+
+def _opsets(onnx_bytes: bytes) -> list[Any]:
+    import onnx
+
+    return list(onnx.load_model_from_string(onnx_bytes).opset_import)
