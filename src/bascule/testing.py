@@ -11,7 +11,11 @@ Example::
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,7 @@ __all__ = [
     "check_artifact_store",
     "make_services",
     "make_settings",
+    "serve_in_thread",
 ]
 
 
@@ -63,3 +68,26 @@ def make_services(home: Path | str, **overrides: Any) -> Services:
     clock = overrides.pop("clock", None)
     artifacts = overrides.pop("artifacts", None)
     return build_services(make_settings(home, **overrides), clock=clock, artifacts=artifacts)
+
+
+@contextmanager
+def serve_in_thread(app: Any, *, host: str = "127.0.0.1") -> Iterator[str]:
+    """Run an ASGI app with uvicorn on a free loopback port in a thread; yield its base URL."""
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, name="bascule-test-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"test server on {host}:{port} did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
