@@ -64,10 +64,13 @@ def make_settings(home: Path | str, **overrides: Any) -> Settings:
 
 
 def make_services(home: Path | str, **overrides: Any) -> Services:
-    """Services on embedded defaults rooted in ``home``; ``clock=`` and ``artifacts=`` may be given."""
+    """Services on embedded defaults rooted in ``home``.
+
+    ``clock=`` and ``artifact_store=`` replace the real ones; other keywords are settings.
+    """
     clock = overrides.pop("clock", None)
-    artifacts = overrides.pop("artifacts", None)
-    return build_services(make_settings(home, **overrides), clock=clock, artifacts=artifacts)
+    store = overrides.pop("artifact_store", None)
+    return build_services(make_settings(home, **overrides), clock=clock, artifacts=store)
 
 
 @contextmanager
@@ -78,7 +81,9 @@ def serve_in_thread(app: Any, *, host: str = "127.0.0.1") -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind((host, 0))
         port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    )
     thread = threading.Thread(target=server.run, name="bascule-test-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

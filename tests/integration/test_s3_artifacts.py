@@ -149,3 +149,33 @@ def test_s3_unreachable_endpoint_raises_storage_error(closed_port: int) -> None:
 
     assert "storage_error" == info.value.code
     assert "artifacts" == info.value.details["bucket"]
+
+
+def test_registry_and_tracking_run_on_an_s3_artifact_root(endpoint_url: str, bucket: str, tmp_path) -> None:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from bascule.testing import make_services
+
+    services = make_services(
+        tmp_path / "home",
+        artifacts=f"s3://{bucket}/team-a",
+        s3=S3Settings(
+            endpoint_url=endpoint_url, region=REGION, access_key_id=ACCESS_KEY, secret_access_key=SECRET_KEY
+        ),
+    )
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    y = (X[:, 0] > 0).astype(int)
+    mv = services.registry.register("fraud", LogisticRegression().fit(X, y), sample=X)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("on s3")
+    run = services.tracking.start_run(experiment="e")
+    artifact = services.tracking.log_artifact(run.id, notes)
+
+    keys = [o["Key"] for o in make_client(endpoint_url).list_objects_v2(Bucket=bucket)["Contents"]]
+    predictor = services.registry.load("fraud:1")
+
+    assert f"team-a/blobs/sha256/{mv.digest[:2]}/{mv.digest}" in keys
+    assert b"on s3" == services.artifacts.get(artifact.digest)
+    assert (y == predictor.predict(X)).mean() > 0.9
+    services.close()
