@@ -62,7 +62,7 @@ class ModelRef:
             InvalidInputError: the text is none of those forms.
         """
         expected = "'name', 'name@alias' or 'name:version' (version a positive integer)"
-        if not isinstance(text, str) or not text:
+        if not _is_text(text):
             raise InvalidInputError.for_field("model reference", text, expected)
         if "@" in text:
             name, alias = text.split("@", 1)
@@ -80,3 +80,7 @@ class ModelRef:
         if self.version is not None:
             return f"{self.name}:{self.version}"
         return self.name
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str) and bool(value)

@@ -239,8 +239,7 @@ class RegistryService:
             raise InvalidInputError.for_field(
                 "alias", alias, "a name other than 'latest' (it always means the newest version)"
             )
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise InvalidInputError.for_field("version", version, "a positive integer")
+        _check_version(version)
         return self._models.set_alias(
             name,
             alias,
@@ -362,3 +361,9 @@ def _opsets(onnx_bytes: bytes) -> list[Any]:
     import onnx
 
     return list(onnx.load_model_from_string(onnx_bytes).opset_import)
+
+
+def _check_version(version: object) -> None:
+    """Raises: InvalidInputError unless ``version`` is a positive integer (bools are not)."""
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InvalidInputError.for_field("version", version, "a positive integer")

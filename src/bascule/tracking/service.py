@@ -326,7 +326,7 @@ class TrackingService:
         return RunPage(runs[:max_results], str(offset + max_results) if more else None)
 
 
-def _experiment_id(value: int | str) -> int:
+def _experiment_id(value: object) -> int:
     if isinstance(value, bool):
         raise InvalidInputError.for_field("experiment id", value, "an integer id")
     if isinstance(value, int):

@@ -90,7 +90,7 @@ class Database:
         """
         engine = self.engine
         if self.is_sqlite:
-            engine = engine.execution_options(sqlite_begin="IMMEDIATE" if write else "DEFERRED")  # type: ignore[assignment]  # Engine.execution_options returns OptionEngine, a subclass
+            engine = engine.execution_options(sqlite_begin="IMMEDIATE" if write else "DEFERRED")
         try:
             with engine.begin() as conn:
                 yield conn

@@ -468,23 +468,23 @@ class RunRepository:
             chunk = ids[chunk_start : chunk_start + 500]
             for r in conn.execute(select(ParamRow).where(ParamRow.run_id.in_(chunk))).all():
                 params[r.run_id][r.key] = r.value
-            for r in conn.execute(select(RunTagRow).where(RunTagRow.run_id.in_(chunk))).all():
-                tags[r.run_id][r.key] = r.value
-            for r in conn.execute(
+            for t in conn.execute(select(RunTagRow).where(RunTagRow.run_id.in_(chunk))).all():
+                tags[t.run_id][t.key] = t.value
+            for m in conn.execute(
                 select(LatestMetricRow).where(LatestMetricRow.run_id.in_(chunk))
             ).all():
-                metrics[r.run_id][r.key] = Metric(r.key, _from_db(r.value), r.step, r.timestamp)
-            for r in conn.execute(
+                metrics[m.run_id][m.key] = Metric(m.key, _from_db(m.value), m.step, m.timestamp)
+            for a in conn.execute(
                 select(RunArtifactRow).where(RunArtifactRow.run_id.in_(chunk))
             ).all():
-                artifacts[r.run_id].append(RunArtifact(r.path, r.digest, r.size))
-            for r in conn.execute(
+                artifacts[a.run_id].append(RunArtifact(a.path, a.digest, a.size))
+            for d in conn.execute(
                 select(DatasetInputRow)
                 .where(DatasetInputRow.run_id.in_(chunk))
                 .order_by(DatasetInputRow.id)
             ).all():
-                datasets[r.run_id].append(
-                    DatasetInput(r.name, r.digest, r.num_rows, dict(r.schema), r.source, r.context)
+                datasets[d.run_id].append(
+                    DatasetInput(d.name, d.digest, d.num_rows, dict(d.schema), d.source, d.context)
                 )
         return [
             Run(
