@@ -1,7 +1,8 @@
 """Backends for tests: PostgreSQL and Redis come from BASCULE_TEST_*_URL.
 
-Locally a missing variable skips the test with a reason; in CI ``BASCULE_TEST_REQUIRE=postgres,redis``
-turns that skip into a failure, so a green run cannot hide a missing service.
+Locally a missing variable skips the test with a reason; in CI
+``BASCULE_TEST_REQUIRE=postgres,redis`` turns that skip into a failure, so a green run cannot hide
+a missing service.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ def test_all_is_sorted_and_complete() -> None:
 
 def test_import_bascule_loads_no_heavy_library() -> None:
     code = (
-        "import sys, bascule; heavy = {'pandas', 'numpy', 'sqlalchemy', 'onnxruntime', 'sklearn', 'fastapi'};"
+        "import sys, bascule; "
+        "heavy = {'pandas', 'numpy', 'sqlalchemy', 'onnxruntime', 'sklearn', 'fastapi'};"
         "print(sorted(heavy & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,4 +1,6 @@
-"""What every command needs: the settings file given by ``--config``, and services built on demand."""
+"""What every command needs: the settings file given by ``--config``, and services built on
+demand.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +26,10 @@ def config_path() -> Path | None:
 
 
 def get_settings() -> Settings:
-    """Settings from ``--config`` / ``bascule.yaml`` and ``BASCULE_*`` (the CLI's composition root)."""
+    """Settings from ``--config`` / ``bascule.yaml`` and ``BASCULE_*``.
+
+    This is the CLI's composition root.
+    """
     from bascule.core.settings import load_settings
 
     return load_settings(config_path())

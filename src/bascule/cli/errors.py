@@ -1,4 +1,6 @@
-"""The single table from error codes to exit codes, and the handler the CLI runs every command in."""
+"""The single table from error codes to exit codes, and the handler the CLI runs every command
+in.
+"""
 
 from __future__ import annotations
 

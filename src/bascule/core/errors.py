@@ -189,7 +189,10 @@ class ArtifactNotFoundError(NotFoundError):
 
 
 class ConflictError(BasculeError):
-    """The write conflicts with what exists (a duplicate name, a param logged with another value)."""
+    """The write conflicts with what exists.
+
+    For example a duplicate name, or a param logged with another value.
+    """
 
     code = "conflict"
 

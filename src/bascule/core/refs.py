@@ -18,7 +18,8 @@ def check_name(value: object, *, field: str = "name") -> str:
     """Validate a model, alias or experiment-like identifier.
 
     Raises:
-        InvalidInputError: empty, too long, or with characters other than letters, digits, ``_ . -``.
+        InvalidInputError: empty, too long, or with characters other than letters, digits,
+            ``_ . -``.
     """
     if not isinstance(value, str) or not value:
         raise InvalidInputError.for_field(field, value, "a non-empty string")

@@ -2,7 +2,8 @@
 
 Filter: clauses joined by ``and``::
 
-    metrics.auc > 0.9 and params.model = 'rf' and tags.team = "fraud" and attributes.status = 'FINISHED'
+    metrics.auc > 0.9 and params.model = 'rf'
+    and tags.team = "fraud" and attributes.status = 'FINISHED'
 
 Order by: ``["metrics.auc DESC", "attributes.start_time"]``.
 """

@@ -1,4 +1,6 @@
-"""Signatures read from an ONNX graph, for models that arrive as ONNX files (``bascule models register``)."""
+"""Signatures read from an ONNX graph, for models that arrive as ONNX files
+(``bascule models register``).
+"""
 
 from __future__ import annotations
 
@@ -45,7 +47,9 @@ def _spec(value_info: Any) -> TensorSpec:
 
 
 def signature_from_onnx(onnx_bytes: bytes, column_names: list[str] | None = None) -> ModelSignature:
-    """Infer a signature from the graph: one 2-D input → ``tensor`` layout, ``[-1, 1]`` inputs → ``columns``.
+    """Infer a signature from the graph.
+
+    One 2-D input → ``tensor`` layout; ``[-1, 1]`` inputs → ``columns``.
 
     A model with an output named ``probabilities`` (or a second 2-D float output) is a classifier;
     class labels come from the ``classes`` metadata entry when present (comma-separated).

@@ -10,7 +10,10 @@ __all__ = ["git_commit"]
 
 
 def git_commit(cwd: Path | None = None) -> str | None:
-    """The HEAD commit of the git repository around ``cwd`` (default: the current folder), or None."""
+    """The HEAD commit of the git repository around ``cwd``, or None.
+
+    ``cwd`` defaults to the current folder.
+    """
     git = shutil.which("git")
     if git is None:
         return None

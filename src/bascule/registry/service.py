@@ -1,4 +1,6 @@
-"""RegistryService: register fitted models as ONNX, move aliases, resolve references, load predictors."""
+"""RegistryService: register fitted models as ONNX, move aliases, resolve references, load
+predictors.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +30,10 @@ SAMPLE_MAX_ROWS = 10_000
 
 
 class RegistryService:
-    """The model registry. Versions are immutable; aliases move atomically; everything is audited."""
+    """The model registry.
+
+    Versions are immutable; aliases move atomically; everything is audited.
+    """
 
     def __init__(
         self,
@@ -61,7 +66,8 @@ class RegistryService:
         reason: str = "",
         actor: str | None = None,
     ) -> ModelVersion:
-        """Convert ``model`` to ONNX, prove parity on ``sample``, store it, and number a new version.
+        """Convert ``model`` to ONNX, prove parity on ``sample``, store it, and number a new
+        version.
 
         Artifacts are written before the version row, in one transaction with its audit
         event, so a crash at any point leaves no version without its artifacts.
@@ -268,7 +274,11 @@ class RegistryService:
         details: dict[str, Any] | None = None,
         actor: str | None = None,
     ) -> ModelEvent:
-        """Append a decision (gate, rollback…) to a model's audit history. Raises: ModelNotFoundError."""
+        """Append a decision (gate, rollback…) to a model's audit history.
+
+        Raises:
+            ModelNotFoundError.
+        """
         return self._models.record_event(
             name,
             kind,

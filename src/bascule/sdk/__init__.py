@@ -154,7 +154,8 @@ def set_alias(name: str, alias: str, version: int, *, reason: str = "") -> Model
 
 
 def load_model(ref: str) -> OnnxPredictor:
-    """A predictor for ``"name@alias"``, ``"name:version"`` or ``"name"`` (newest), run by onnxruntime.
+    """A predictor for ``"name@alias"``, ``"name:version"`` or ``"name"`` (newest), run by
+    onnxruntime.
 
     Raises:
         ModelNotFoundError, VersionNotFoundError, AliasNotFoundError, IntegrityError.

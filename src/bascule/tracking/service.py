@@ -1,4 +1,7 @@
-"""TrackingService: experiments, runs and what they log (the logic behind the SDK, REST and MLflow API)."""
+"""TrackingService: experiments, runs and what they log.
+
+This is the logic behind the SDK, the REST API and the MLflow API.
+"""
 
 from __future__ import annotations
 

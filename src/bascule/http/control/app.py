@@ -1,4 +1,6 @@
-"""The control-plane app: REST ``/api/v1``, the MLflow REST subset ``/api/2.0/mlflow``, OpenAPI at ``/docs``."""
+"""The control-plane app: REST ``/api/v1``, the MLflow REST subset ``/api/2.0/mlflow``, OpenAPI
+at ``/docs``.
+"""
 
 from __future__ import annotations
 

@@ -46,7 +46,8 @@ def normalise_url(url: str) -> str:
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise ConfigError(
-            f"database {parsed.get_backend_name()!r} is not supported; expected sqlite or postgresql"
+            f"database {parsed.get_backend_name()!r} is not supported; "
+            "expected sqlite or postgresql"
         )
     return parsed.render_as_string(hide_password=False)
 
