@@ -18,9 +18,17 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -33,8 +41,12 @@ from bascule.core.errors import ConfigError
 __all__ = [
     "DEFAULT_CONFIG_FILE",
     "ENV_PREFIX",
+    "BatchingSettings",
+    "ModelServingSettings",
+    "PredictionLogSettings",
     "S3Settings",
     "ServerSettings",
+    "ServingSettings",
     "SettingSource",
     "Settings",
     "TrackingSettings",
@@ -67,7 +79,8 @@ class TrackingSettings(_Section):
     max_buffered_metrics: int = Field(default=5000, ge=1, le=1_000_000)
     """A buffer this full is written at once, whatever the interval."""
     uri: str | None = None
-    """``http(s)://host:port`` of a bascule server to log to; unset logs straight to the metadata DB."""
+    """``http(s)://host:port`` of a bascule server to log to; unset logs straight to the metadata
+    DB."""
 
     @field_validator("uri")
     @classmethod
@@ -90,6 +103,83 @@ class S3Settings(_Section):
     """Secret key; unset lets boto3 find credentials the usual way."""
 
 
+class BatchingSettings(_Section):
+    """Adaptive batching of inference requests, per loaded model version."""
+
+    enabled: bool = True
+    """Merge concurrent requests into one onnxruntime call; off runs each request alone."""
+    max_batch_size: int = Field(default=64, ge=1, le=65_536)
+    """Most rows run in one onnxruntime call (a larger single request still runs whole)."""
+    max_wait_ms: float = Field(default=2.0, ge=0, le=1000)
+    """Longest a request waits for others to join its batch (milliseconds); an idle
+    server runs a lone request at once, so batching adds no latency at concurrency 1."""
+    max_queue: int = Field(default=1024, ge=1, le=1_000_000)
+    """Requests waiting per model version; more are refused with 503 and Retry-After."""
+
+
+class PredictionLogSettings(_Section):
+    """The prediction log: inputs, outputs and request ids of served predictions."""
+
+    enabled: bool = True
+    """Write every answered request (and shadow answers) to the log under the artifact root."""
+    flush_rows: int = Field(default=10_000, ge=1, le=10_000_000)
+    """A buffer holding this many rows is written at once."""
+    flush_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    """Buffered rows are written at least this often (seconds)."""
+    max_buffer_rows: int = Field(default=100_000, ge=1, le=100_000_000)
+    """Rows held in memory at most; beyond that rows are dropped and counted, never blocking."""
+
+
+class ModelServingSettings(_Section):
+    """Traffic policy of one served model: a champion and an optional challenger."""
+
+    challenger: str | None = None
+    """Reference of the challenger (``name@alias`` or ``name:version``); unset: no challenger."""
+    mode: Literal["canary", "shadow"] | None = None
+    """``canary``: the challenger answers ``canary_percent`` % of requests; ``shadow``: it
+    gets a copy of every request and the client gets the champion's answer."""
+    canary_percent: float = Field(default=10.0, ge=0, le=100)
+    """Share of requests the challenger answers in canary mode (percent)."""
+    shadow_queue: int = Field(default=1024, ge=1, le=1_000_000)
+    """Shadow copies waiting for the challenger; more are dropped and counted."""
+
+    @model_validator(mode="after")
+    def _check_policy(self) -> ModelServingSettings:
+        if self.challenger is not None and self.mode is None:
+            raise ValueError("a challenger needs a mode: 'canary' or 'shadow'")
+        if self.mode is not None and self.challenger is None:
+            raise ValueError(f"mode {self.mode!r} needs a challenger reference")
+        return self
+
+
+class ServingSettings(_Section):
+    """The inference server (``bascule serve``): Open Inference Protocol v2 over REST."""
+
+    refs: list[str] = []
+    """Model references served when ``bascule serve`` is given none (``fraud@champion``)."""
+    host: str = "127.0.0.1"
+    """Interface to bind; use 0.0.0.0 to accept connections from other machines."""
+    port: int = Field(default=8080, ge=1, le=65535)
+    """TCP port of the inference server."""
+    workers: int = Field(default=1, ge=1, le=256)
+    """Server processes sharing the port; each loads every served model."""
+    poll_interval_s: float = Field(default=1.0, gt=0, le=3600)
+    """How often a server following an alias checks whether it moved (seconds)."""
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, le=2**31)
+    """Largest request body accepted; larger ones get 413."""
+    intra_op_threads: int | None = Field(default=None, ge=1, le=1024)
+    """onnxruntime threads per model session; unset: the CPU count divided by twice the
+    number of workers, at least 1 (one core is left to the event loop)."""
+    shutdown_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    """On SIGTERM, how long in-flight requests may take to finish (seconds)."""
+    batching: BatchingSettings = BatchingSettings()
+    """Adaptive batching."""
+    prediction_log: PredictionLogSettings = PredictionLogSettings()
+    """Prediction log."""
+    models: dict[str, ModelServingSettings] = {}
+    """Traffic policy per served model name (challenger, canary or shadow)."""
+
+
 class Settings(BaseSettings):
     """Everything bascule can be configured with; see the module docstring for precedence."""
 
@@ -104,7 +194,8 @@ class Settings(BaseSettings):
     home: Path = Path(".bascule")
     """Folder for the embedded defaults: the SQLite database and local artifacts."""
     database_url: SecretStr | None = None
-    """SQLAlchemy URL of the metadata DB (``sqlite:///…`` or ``postgresql://…``); default: SQLite in ``home``."""
+    """SQLAlchemy URL of the metadata DB (``sqlite:///…`` or ``postgresql://…``); default: SQLite
+    in ``home``."""
     artifacts: str | None = None
     """Artifact root: a local folder, or ``s3://bucket/prefix``; default: ``home/artifacts``."""
     actor: str | None = None
@@ -115,6 +206,8 @@ class Settings(BaseSettings):
     """Experiment tracking client."""
     s3: S3Settings = S3Settings()
     """S3-compatible artifact storage."""
+    serving: ServingSettings = ServingSettings()
+    """Inference server (``bascule serve``)."""
 
     @field_validator("database_url")
     @classmethod
@@ -263,7 +356,8 @@ def _format_errors(
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
-    """Build :class:`Settings` from overrides, ``BASCULE_*`` env vars, ``bascule.yaml`` and defaults.
+    """Build :class:`Settings` from overrides, ``BASCULE_*`` env vars, ``bascule.yaml`` and
+    defaults.
 
     Raises:
         ConfigError: listing every mistake and the source that supplied it.
