@@ -21,7 +21,9 @@ def cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BASCULE_")}
     env.update(BASCULE_HOME=str(tmp_path / "home"), COLUMNS="200", NO_COLOR="1")
 
-    def run(*args: str, env_extra: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, env_extra: dict[str, str] | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [*BASCULE, *args],
             capture_output=True,

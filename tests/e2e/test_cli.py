@@ -35,7 +35,9 @@ def test_alias_move_by_cli_is_audited(cli) -> None:
     assert 0 == cli("demo", "--seed", "1").returncode
     assert 0 == cli("demo", "--seed", "2").returncode
 
-    moved = as_json(cli("models", "alias", "fraud", "champion", "1", "--reason", "rollback drill", "--json"))
+    moved = as_json(
+        cli("models", "alias", "fraud", "champion", "1", "--reason", "rollback drill", "--json")
+    )
     history = as_json(cli("models", "history", "fraud", "--json"))
 
     assert (2, 1) == (moved["previous_version"], moved["version"])
@@ -63,7 +65,8 @@ def test_validate_reports_every_mistake_with_its_source(cli, tmp_path: Path) -> 
 
     assert 78 == bad.returncode
     assert "3 problem(s)" in bad.stdout
-    assert "hoem" in bad.stdout and "bascule.yaml" in bad.stdout
+    assert "hoem" in bad.stdout
+    assert "bascule.yaml" in bad.stdout
     assert "BASCULE_DATABASE_URL" in bad.stdout
     assert 78 == good.returncode  # the same yaml is still wrong
 

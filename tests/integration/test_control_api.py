@@ -33,12 +33,20 @@ async def test_runs_are_created_logged_searched_and_ended(client: httpx.AsyncCli
         r = await client.post("/api/v1/runs", json={"experiment": "fraud", "name": f"r{i}"})
         assert 201 == r.status_code
         ids.append(r.json()["id"])
-        batch = {"metrics": [{"key": "auc", "value": i / 5, "step": 0, "timestamp": 1}], "params": {"i": str(i)}}
+        batch = {
+            "metrics": [{"key": "auc", "value": i / 5, "step": 0, "timestamp": 1}],
+            "params": {"i": str(i)},
+        }
         assert 204 == (await client.post(f"/api/v1/runs/{ids[-1]}/batch", json=batch)).status_code
     await client.patch(f"/api/v1/runs/{ids[0]}", json={"end": True, "status": "FINISHED"})
 
     search = await client.get(
-        "/api/v1/runs", params={"experiment": "fraud", "filter": "metrics.auc > 0.3", "order_by": "metrics.auc DESC"}
+        "/api/v1/runs",
+        params={
+            "experiment": "fraud",
+            "filter": "metrics.auc > 0.3",
+            "order_by": "metrics.auc DESC",
+        },
     )
     one = await client.get(f"/api/v1/runs/{ids[0]}")
 
@@ -61,7 +69,8 @@ async def test_errors_have_status_code_and_request_id(client: httpx.AsyncClient)
 
     missing = await client.get("/api/v1/runs/nope", headers={"x-request-id": "req-42"})
     bad_value = await client.post(
-        f"/api/v1/runs/{run_id}/batch", json={"metrics": [{"key": "a", "value": "high", "timestamp": 1}]}
+        f"/api/v1/runs/{run_id}/batch",
+        json={"metrics": [{"key": "a", "value": "high", "timestamp": 1}]},
     )
     bad_filter = await client.get("/api/v1/runs", params={"filter": "metrics.auc >"})
     dup = await client.post("/api/v1/experiments", json={"name": "e"})
@@ -79,9 +88,13 @@ async def test_errors_have_status_code_and_request_id(client: httpx.AsyncClient)
 async def test_models_aliases_and_history(client: httpx.AsyncClient, services: Services) -> None:
     X = np.random.default_rng(0).normal(size=(50, 3))
     for _ in range(2):
-        services.registry.register("fraud", LogisticRegression().fit(X, (X[:, 0] > 0).astype(int)), sample=X)
+        services.registry.register(
+            "fraud", LogisticRegression().fit(X, (X[:, 0] > 0).astype(int)), sample=X
+        )
 
-    moved = await client.put("/api/v1/models/fraud/aliases/champion", json={"version": 2, "reason": "test"})
+    moved = await client.put(
+        "/api/v1/models/fraud/aliases/champion", json={"version": 2, "reason": "test"}
+    )
     bad = await client.put("/api/v1/models/fraud/aliases/champion", json={"version": 9})
     model = (await client.get("/api/v1/models/fraud")).json()
     history = (await client.get("/api/v1/models/fraud/history")).json()

@@ -40,7 +40,11 @@ def _mixed_frame(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]
 def _pipeline(estimator) -> Pipeline:
     pre = ColumnTransformer(
         [
-            ("num", Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler())]), ["amount", "age", "score"]),
+            (
+                "num",
+                Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler())]),
+                ["amount", "age", "score"],
+            ),
             ("cat", OneHotEncoder(handle_unknown="ignore"), ["city"]),
         ]
     )
@@ -73,7 +77,8 @@ def test_profile_and_sample_are_stored_with_the_version(services: Services) -> N
     sample = services.registry.reference_sample(mv)
 
     assert 300 == len(sample)
-    assert {"amount", "age", "city", "score"} <= set(profile["columns"] if "columns" in profile else profile)
+    assert {"amount", "age", "city", "score"} == set(profile["columns"])
+    assert 300 == profile["row_count"]
 
 
 def test_versions_are_numbered_per_model_and_immutable(services: Services) -> None:
@@ -81,7 +86,9 @@ def test_versions_are_numbered_per_model_and_immutable(services: Services) -> No
     y = (X[:, 0] > 0).astype(int)
     reg = services.registry
     v1 = reg.register("a", LogisticRegression().fit(X, y), sample=X)
-    v2 = reg.register("a", RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y), sample=X)
+    v2 = reg.register(
+        "a", RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y), sample=X
+    )
     b1 = reg.register("b", LogisticRegression().fit(X, y), sample=X)
 
     assert (1, 2, 1) == (v1.version, v2.version, b1.version)
@@ -102,8 +109,16 @@ def test_alias_moves_are_atomic_and_audited(services: Services) -> None:
 
     assert 3 == reg.resolve("fraud@champion").version
     assert ["champion"] == reg.resolve("fraud:3").aliases
-    moves = [(e.alias, e.previous_version, e.version, e.reason) for e in reg.history("fraud") if e.kind == "alias_set"]
-    assert [("champion", None, 1, "first"), ("champion", 1, 3, "better cost"), ("challenger", None, 2, "")] == moves
+    moves = [
+        (e.alias, e.previous_version, e.version, e.reason)
+        for e in reg.history("fraud")
+        if e.kind == "alias_set"
+    ]
+    assert [
+        ("champion", None, 1, "first"),
+        ("champion", 1, 3, "better cost"),
+        ("challenger", None, 2, ""),
+    ] == moves
     registered = [e.version for e in reg.history("fraud") if e.kind == "registered"]
     assert [1, 2, 3] == registered
 
@@ -114,11 +129,11 @@ def test_not_found_errors_say_what_exists(services: Services) -> None:
     reg.register("fraud", LogisticRegression().fit(X, (X[:, 0] > 0).astype(int)), sample=X)
     reg.set_alias("fraud", "champion", 1)
 
-    with pytest.raises(ModelNotFoundError, match="'frud'.*'fraud'") as e1:
+    with pytest.raises(ModelNotFoundError, match=r"'frud'.*'fraud'") as e1:
         reg.resolve("frud@champion")
-    with pytest.raises(VersionNotFoundError, match="7.*available: 1"):
+    with pytest.raises(VersionNotFoundError, match=r"7.*available: 1"):
         reg.resolve("fraud:7")
-    with pytest.raises(AliasNotFoundError, match="'champ'.*'champion'"):
+    with pytest.raises(AliasNotFoundError, match=r"'champ'.*'champion'"):
         reg.load("fraud@champ")
     with pytest.raises(VersionNotFoundError):
         reg.set_alias("fraud", "champion", 2)
@@ -144,7 +159,9 @@ def test_unsupported_model_names_its_type_and_what_is_supported(services: Servic
 def test_empty_sample_is_refused(services: Services) -> None:
     X = np.random.default_rng(0).normal(size=(50, 2))
     with pytest.raises(InvalidInputError, match="sample"):
-        services.registry.register("x", LogisticRegression().fit(X, (X[:, 0] > 0).astype(int)), sample=X[:0])
+        services.registry.register(
+            "x", LogisticRegression().fit(X, (X[:, 0] > 0).astype(int)), sample=X[:0]
+        )
 
 
 def test_hist_gradient_boosting_with_missing_values_registers(services: Services) -> None:
@@ -153,14 +170,18 @@ def test_hist_gradient_boosting_with_missing_values_registers(services: Services
     X[rng.random(X.shape) < 0.15] = np.nan
     y = (np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 1]) > 0).astype(int)
 
-    mv = services.registry.register("hgb", HistGradientBoostingClassifier(max_iter=20).fit(X, y), sample=X)
+    mv = services.registry.register(
+        "hgb", HistGradientBoostingClassifier(max_iter=20).fit(X, y), sample=X
+    )
 
     assert "classification" == mv.task
 
 
 def test_corrupted_model_blob_is_refused_on_load(services: Services, tmp_path) -> None:
     X = np.random.default_rng(0).normal(size=(50, 2))
-    mv = services.registry.register("x", LogisticRegression().fit(X, (X[:, 0] > 0).astype(int)), sample=X)
+    mv = services.registry.register(
+        "x", LogisticRegression().fit(X, (X[:, 0] > 0).astype(int)), sample=X
+    )
     blob = next((tmp_path / "home" / "artifacts").rglob(mv.digest))
     data = bytearray(blob.read_bytes())
     data[len(data) // 2] ^= 0xFF

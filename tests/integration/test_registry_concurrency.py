@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -38,7 +39,9 @@ def _spawn(code: str, home: Path, db_url: str, *args: str) -> subprocess.Popen[s
     )
 
 
-def test_two_processes_moving_one_alias_are_serialised_and_both_audited(tmp_path: Path, db_url: str) -> None:
+def test_two_processes_moving_one_alias_are_serialised_and_both_audited(
+    tmp_path: Path, db_url: str
+) -> None:
     home = tmp_path / "home"
     services = make_services(home, database_url=db_url)
     X = np.random.default_rng(0).normal(size=(60, 3))
@@ -58,7 +61,7 @@ def test_two_processes_moving_one_alias_are_serialised_and_both_audited(tmp_path
     assert [0, 0] == [p.returncode for p in procs], results
     moves = [e for e in services.registry.history("fraud") if e.kind == "alias_set"]
     assert 50 == len(moves)
-    for before, after in zip(moves, moves[1:], strict=False):
+    for before, after in itertools.pairwise(moves):
         assert before.version == after.previous_version
     assert moves[-1].version == services.registry.resolve("fraud@champion").version
     services.close()
@@ -96,6 +99,8 @@ def test_process_killed_during_registrations_leaves_no_version_without_artifacts
         assert services.artifacts.exists(mv.sample_digest or "")
     assert list(range(1, len(versions) + 1)) == [v.version for v in versions]
     X = np.random.default_rng(1).normal(size=(50, 6))
-    mv = services.registry.register("fraud", LogisticRegression().fit(X, (X[:, 1] > 0).astype(int)), sample=X)
+    mv = services.registry.register(
+        "fraud", LogisticRegression().fit(X, (X[:, 1] > 0).astype(int)), sample=X
+    )
     assert len(versions) + 1 == mv.version
     services.close()

@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 
 import bascule
 from bascule.core.errors import ConflictError, InvalidInputError
-from bascule.sdk import configure
+from bascule.sdk import ActiveRun, configure
 from bascule.testing import make_services, make_settings, serve_in_thread
 
 
@@ -40,10 +40,17 @@ def test_run_context_logs_everything_and_finishes(home: Path) -> None:
     assert "risk" == got.tags["team"]
 
 
-def test_error_inside_run_marks_failed_and_keeps_metrics(home: Path) -> None:
-    with pytest.raises(RuntimeError), bascule.start_run(experiment="e") as run:
+def _log_then_fail(run: ActiveRun) -> None:
+    with run:
         run.log_metrics({"loss": 0.3}, step=1)
         raise RuntimeError("training blew up")
+
+
+def test_error_inside_run_marks_failed_and_keeps_metrics(home: Path) -> None:
+    run = bascule.start_run(experiment="e")
+
+    with pytest.raises(RuntimeError):
+        _log_then_fail(run)
 
     got = make_services(home).tracking.get_run(run.id)
     assert "FAILED" == got.status
@@ -60,7 +67,10 @@ def test_bad_values_fail_at_the_call(home: Path) -> None:
 
 
 def test_nested_runs_get_their_parent(home: Path) -> None:
-    with bascule.start_run(experiment="sweep") as parent, bascule.start_run(experiment="sweep") as child:
+    with (
+        bascule.start_run(experiment="sweep") as parent,
+        bascule.start_run(experiment="sweep") as child,
+    ):
         pass
 
     assert parent.id == make_services(home).tracking.get_run(child.id).parent_run_id

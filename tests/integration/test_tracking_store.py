@@ -97,13 +97,15 @@ def test_invalid_batch_writes_nothing(services: Services, metrics, params, match
     assert {} == got.params
 
 
-def test_param_logged_twice_with_another_value_conflicts_and_writes_nothing(services: Services) -> None:
+def test_param_logged_twice_with_another_value_conflicts_and_writes_nothing(
+    services: Services,
+) -> None:
     t = services.tracking
     run = t.start_run(experiment="e")
     t.log_params(run.id, {"lr": 0.1})
 
     t.log_params(run.id, {"lr": 0.1})  # same value: fine, as in MLflow
-    with pytest.raises(ConflictError, match="'lr'.*'0.1'.*'0.2'"):
+    with pytest.raises(ConflictError, match=r"'lr'.*'0.1'.*'0.2'"):
         t.log_batch(run.id, params={"lr": 0.2}, metrics=[("m", 1.0, 0, 1)])
 
     got = t.get_run(run.id)
@@ -132,7 +134,9 @@ def test_search_filters_by_metric_and_param_and_orders_by_metric(services: Servi
     t = services.tracking
     for i in range(12):
         run = t.start_run(experiment="grid", name=f"r{i}")
-        t.log_batch(run.id, metrics=[("auc", i / 12, 0, 1)], params={"model": "rf" if i % 2 else "lr"})
+        t.log_batch(
+            run.id, metrics=[("auc", i / 12, 0, 1)], params={"model": "rf" if i % 2 else "lr"}
+        )
     t.start_run(experiment="other")
 
     page = t.search_runs(
@@ -153,10 +157,16 @@ def test_search_pages_through_results(services: Services) -> None:
 
     first = t.search_runs(experiment_names=["p"], order_by=["metrics.auc ASC"], max_results=3)
     second = t.search_runs(
-        experiment_names=["p"], order_by=["metrics.auc ASC"], max_results=3, page_token=first.next_page_token
+        experiment_names=["p"],
+        order_by=["metrics.auc ASC"],
+        max_results=3,
+        page_token=first.next_page_token,
     )
     third = t.search_runs(
-        experiment_names=["p"], order_by=["metrics.auc ASC"], max_results=3, page_token=second.next_page_token
+        experiment_names=["p"],
+        order_by=["metrics.auc ASC"],
+        max_results=3,
+        page_token=second.next_page_token,
     )
 
     assert ["r0", "r1", "r2"] == [r.name for r in first.runs]
@@ -167,7 +177,13 @@ def test_search_pages_through_results(services: Services) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["metrics.auc >", "auc > 0.5", "metrics.auc > 'high'", "attributes.color = 'red'", "params.p > 'a'"],
+    [
+        "metrics.auc >",
+        "auc > 0.5",
+        "metrics.auc > 'high'",
+        "attributes.color = 'red'",
+        "params.p > 'a'",
+    ],
 )
 def test_malformed_search_filter_is_invalid_input(services: Services, bad: str) -> None:
     with pytest.raises(InvalidInputError):

@@ -98,18 +98,36 @@ def run_demo(settings: Settings, *, seed: int) -> None:
     console.print("[bold]2. Train[/]: a scikit-learn Pipeline, tracked as a run")
     model = _pipeline(seed)
     with bascule.start_run(experiment="fraud", name=f"fraud-v1-seed{seed}") as run:
-        run.log_params({"model": "HistGradientBoostingClassifier", "max_iter": 120, "learning_rate": 0.08, "seed": seed})
-        run.log_dataset(train[FEATURES + ["is_fraud"]], name="transactions-train", source="generated")
+        run.log_params(
+            {
+                "model": "HistGradientBoostingClassifier",
+                "max_iter": 120,
+                "learning_rate": 0.08,
+                "seed": seed,
+            }
+        )
+        run.log_dataset(
+            train[[*FEATURES, "is_fraud"]], name="transactions-train", source="generated"
+        )
         with Progress(
-            TextColumn("   fitting"), BarColumn(), TextColumn("{task.completed}/{task.total} trees"),
-            TimeElapsedColumn(), console=console, transient=True,
+            TextColumn("   fitting"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} trees"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
         ) as progress:
             task = progress.add_task("fit", total=120)
             model.fit(train[FEATURES], train["is_fraud"])
             prepared = model.named_steps["prepare"].transform(valid[FEATURES])
-            for i, proba in enumerate(model.named_steps["model"].staged_predict_proba(prepared), start=1):
+            for i, proba in enumerate(
+                model.named_steps["model"].staged_predict_proba(prepared), start=1
+            ):
                 if i % 10 == 0 or i == 120:
-                    run.log_metrics({"valid_log_loss": log_loss(valid["is_fraud"], proba[:, 1], labels=[0, 1])}, step=i)
+                    run.log_metrics(
+                        {"valid_log_loss": log_loss(valid["is_fraud"], proba[:, 1], labels=[0, 1])},
+                        step=i,
+                    )
                 progress.update(task, completed=i)
         proba = model.predict_proba(valid[FEATURES])[:, 1]
         threshold, cost = best_threshold(valid["is_fraud"], proba, valid["amount"])
@@ -118,7 +136,9 @@ def run_demo(settings: Settings, *, seed: int) -> None:
             "average_precision": float(average_precision_score(valid["is_fraud"], proba)),
             "threshold": threshold,
             "cost_per_1000": cost,
-            "cost_per_1000_no_model": business_cost(valid["is_fraud"], np.zeros(len(valid), bool), valid["amount"]),
+            "cost_per_1000_no_model": business_cost(
+                valid["is_fraud"], np.zeros(len(valid), bool), valid["amount"]
+            ),
         }
         run.log_metrics(metrics)
         console.print(
@@ -127,21 +147,34 @@ def run_demo(settings: Settings, *, seed: int) -> None:
             f"(threshold {threshold:.3f})"
         )
 
-        console.print("[bold]3. Register[/]: convert to ONNX, prove parity on a sample, store as a version")
+        console.print(
+            "[bold]3. Register[/]: convert to ONNX, prove parity on a sample, store as a version"
+        )
         mv = bascule.register_model(
-            "fraud", model, sample=valid[FEATURES].head(2000), run=run,
+            "fraud",
+            model,
+            sample=valid[FEATURES].head(2000),
+            run=run,
             description="fraud model trained by bascule demo",
         )
-    console.print(f"   fraud v{mv.version} (sha256 {mv.digest[:12]}…, {mv.flavor} → ONNX, run {run.id[:8]})")
+    console.print(
+        f"   fraud v{mv.version} (sha256 {mv.digest[:12]}…, {mv.flavor} → ONNX, run {run.id[:8]})"
+    )
 
     console.print("[bold]4. Promote[/]: alias champion → this version")
-    event = bascule.set_alias("fraud", "champion", mv.version, reason=f"demo (seed {seed}): first model")
+    event = bascule.set_alias(
+        "fraud", "champion", mv.version, reason=f"demo (seed {seed}): first model"
+    )
     prev = "(unset)" if event.previous_version is None else f"v{event.previous_version}"
     console.print(f"   fraud@champion: {prev} → v{mv.version}")
 
-    console.print("[bold]5. Serve from the registry[/]: load fraud@champion (onnxruntime) and score today")
+    console.print(
+        "[bold]5. Serve from the registry[/]: load fraud@champion (onnxruntime) and score today"
+    )
     predictor = bascule.load_model("fraud@champion")
-    today = generate_transactions(500, seed=seed + 1000, start=data["timestamp"].max().to_pydatetime())
+    today = generate_transactions(
+        500, seed=seed + 1000, start=data["timestamp"].max().to_pydatetime()
+    )
     onnx_proba = predictor.predict_proba(today[FEATURES])[:, 1]
     sk_proba = model.predict_proba(today[FEATURES])[:, 1]
     agree = float(np.abs(onnx_proba - sk_proba).max())
@@ -166,8 +199,12 @@ def _show_top(today: pd.DataFrame, proba: Any, threshold: float) -> None:
         ["transaction", "amount", "merchant", "hour", "fraud score", "decision"],
         [
             (
-                today["transaction_id"].iloc[i], f"{today['amount'].iloc[i]:.2f}", today["merchant_category"].iloc[i],
-                today["hour"].iloc[i], f"{proba[i]:.3f}", "review" if proba[i] >= threshold else "approve",
+                today["transaction_id"].iloc[i],
+                f"{today['amount'].iloc[i]:.2f}",
+                today["merchant_category"].iloc[i],
+                today["hour"].iloc[i],
+                f"{proba[i]:.3f}",
+                "review" if proba[i] >= threshold else "approve",
             )
             for i in order
         ],

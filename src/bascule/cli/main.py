@@ -39,7 +39,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="Settings file (default: ./bascule.yaml if present).")
+        Path | None,
+        typer.Option("--config", "-c", help="Settings file (default: ./bascule.yaml if present)."),
     ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
@@ -55,10 +56,10 @@ def validate(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")
 
     Example: BASCULE_DATABASE_URL=postgresql://postgres@127.0.0.1/test bascule validate
     """
-    from bascule.core.errors import BasculeError, ConfigError
-    from bascule.core.settings import explain_settings
     from bascule.cli.context import config_path
     from bascule.cli.errors import exit_code_for
+    from bascule.core.errors import BasculeError, ConfigError
+    from bascule.core.settings import explain_settings
 
     try:
         sources = explain_settings(config_path())
@@ -87,15 +88,21 @@ def validate(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")
     if as_json:
         print_json({"ok": True, "settings": sources, "checks": checks})
         return
-    print_table("settings", ["setting", "value", "from"], [(s.field, s.value, s.source) for s in sources])
+    print_table(
+        "settings", ["setting", "value", "from"], [(s.field, s.value, s.source) for s in sources]
+    )
     for c in checks:
         console.print(f"[green]✓[/] {c}", highlight=False)
 
 
 @app.command()
 def server(
-    host: Annotated[str | None, typer.Option("--host", help="Interface (default from settings: 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Port (default from settings: 5000).")] = None,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Interface (default from settings: 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port (default from settings: 5000).")
+    ] = None,
 ) -> None:
     """Start the control-plane server (REST /api/v1, MLflow /api/2.0/mlflow, OpenAPI /docs).
 
@@ -137,9 +144,14 @@ def db_upgrade() -> None:
 
 @app.command()
 def demo(
-    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same story.")] = 7,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed; the same seed gives the same story.")
+    ] = 7,
     home: Annotated[
-        Path | None, typer.Option("--home", help="Where the demo keeps its DB and artifacts (default: settings' home).")
+        Path | None,
+        typer.Option(
+            "--home", help="Where the demo keeps its DB and artifacts (default: settings' home)."
+        ),
     ] = None,
 ) -> None:
     """Train a fraud model on generated card transactions, track it, register it, make it champion,

@@ -11,11 +11,15 @@ from bascule.cli.context import get_services
 from bascule.cli.errors import run_guarded
 from bascule.cli.output import console, fmt_ms, print_json, print_table
 
-models_app = typer.Typer(help="Registered models, versions, aliases and history.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="Registered models, versions, aliases and history.", no_args_is_help=True
+)
 
 
 @models_app.command("list")
-def list_models(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False) -> None:
+def list_models(
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
     """List registered models with their latest version and aliases.
 
     Example: bascule models list --json
@@ -30,7 +34,12 @@ def list_models(as_json: Annotated[bool, typer.Option("--json", help="Print a JS
             f"{len(models)} model(s)",
             ["name", "latest version", "aliases", "created (UTC)"],
             [
-                (m.name, m.latest_version, ", ".join(f"{a}→v{v}" for a, v in m.aliases.items()), fmt_ms(m.created_at))
+                (
+                    m.name,
+                    m.latest_version,
+                    ", ".join(f"{a}→v{v}" for a, v in m.aliases.items()),
+                    fmt_ms(m.created_at),
+                )
                 for m in models
             ],
         )
@@ -55,21 +64,32 @@ def show_model(
             if as_json:
                 print_json(mv)
                 return
-            console.print(f"[bold]{mv.name}[/] v{mv.version}  aliases: {', '.join(mv.aliases) or '-'}")
+            console.print(
+                f"[bold]{mv.name}[/] v{mv.version}  aliases: {', '.join(mv.aliases) or '-'}"
+            )
             console.print(f"flavor {mv.flavor}, task {mv.task}, sha256 {mv.digest}")
-            console.print(f"run {mv.run_id or '-'}, data {mv.dataset_digest or '-'}, git {mv.git_commit or '-'}")
+            console.print(
+                f"run {mv.run_id or '-'}, data {mv.dataset_digest or '-'}, "
+                f"git {mv.git_commit or '-'}"
+            )
             console.print(f"registered {fmt_ms(mv.created_at)} by {mv.created_by}")
             sig = mv.signature
             print_table(
-                "inputs", ["name", "datatype", "shape"],
+                "inputs",
+                ["name", "datatype", "shape"],
                 [(i["name"], i["datatype"], i["shape"]) for i in sig["inputs"]],
             )
             print_table(
-                "outputs", ["name", "datatype", "shape"],
+                "outputs",
+                ["name", "datatype", "shape"],
                 [(o["name"], o["datatype"], o["shape"]) for o in sig["outputs"]],
             )
             if mv.metrics:
-                print_table("metrics", ["key", "value"], [(k, f"{v:.6g}") for k, v in sorted(mv.metrics.items())])
+                print_table(
+                    "metrics",
+                    ["key", "value"],
+                    [(k, f"{v:.6g}") for k, v in sorted(mv.metrics.items())],
+                )
             return
         versions = reg.list_versions(ref)
         if as_json:
@@ -80,7 +100,12 @@ def show_model(
             ["version", "aliases", "flavor", "task", "registered (UTC)", "by", "metrics"],
             [
                 (
-                    v.version, ", ".join(v.aliases), v.flavor, v.task, fmt_ms(v.created_at), v.created_by,
+                    v.version,
+                    ", ".join(v.aliases),
+                    v.flavor,
+                    v.task,
+                    fmt_ms(v.created_at),
+                    v.created_by,
                     ", ".join(f"{k}={x:.4g}" for k, x in sorted(v.metrics.items())[:4]),
                 )
                 for v in versions
@@ -94,17 +119,21 @@ def show_model(
 def register(
     name: Annotated[str, typer.Argument(help="Model name.")],
     onnx_file: Annotated[Path, typer.Argument(help="An ONNX model file.", exists=False)],
-    sample: Annotated[Path, typer.Option("--sample", help="Parquet file of input rows (profile and smoke test).")],
+    sample: Annotated[
+        Path, typer.Option("--sample", help="Parquet file of input rows (profile and smoke test).")
+    ],
     description: Annotated[str, typer.Option("--description", help="Free text.")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="Print the new version as JSON.")] = False,
 ) -> None:
     """Register an existing ONNX file as a new version (the sample proves it runs and feeds monitoring).
 
     Example: bascule models register fraud model.onnx --sample rows.parquet
-    """
+    """  # noqa: E501 - typer's rich help keeps docstring line breaks; wrapping would change --help
 
     def go() -> None:
-        mv = get_services().registry.register_onnx_file(name, onnx_file, sample=sample, description=description)
+        mv = get_services().registry.register_onnx_file(
+            name, onnx_file, sample=sample, description=description
+        )
         if as_json:
             print_json(mv)
         else:
@@ -157,8 +186,13 @@ def history(
             ["time (UTC)", "event", "version", "alias", "from", "actor", "reason"],
             [
                 (
-                    fmt_ms(e.at), e.kind, e.version, e.alias,
-                    None if e.previous_version is None else f"v{e.previous_version}", e.actor, e.reason,
+                    fmt_ms(e.at),
+                    e.kind,
+                    e.version,
+                    e.alias,
+                    None if e.previous_version is None else f"v{e.previous_version}",
+                    e.actor,
+                    e.reason,
                 )
                 for e in events
             ],

@@ -16,9 +16,16 @@ experiments_app = typer.Typer(help="Experiments.", no_args_is_help=True)
 
 @runs_app.command("list")
 def list_runs(
-    experiment: Annotated[list[str] | None, typer.Option("--experiment", "-e", help="Experiment name (repeatable).")] = None,
-    filter_: Annotated[str | None, typer.Option("--filter", "-f", help="e.g. \"metrics.auc > 0.9 and params.model = 'rf'\"")] = None,
-    order_by: Annotated[list[str] | None, typer.Option("--order-by", "-o", help="e.g. 'metrics.auc DESC'")] = None,
+    experiment: Annotated[
+        list[str] | None, typer.Option("--experiment", "-e", help="Experiment name (repeatable).")
+    ] = None,
+    filter_: Annotated[
+        str | None,
+        typer.Option("--filter", "-f", help="e.g. \"metrics.auc > 0.9 and params.model = 'rf'\""),
+    ] = None,
+    order_by: Annotated[
+        list[str] | None, typer.Option("--order-by", "-o", help="e.g. 'metrics.auc DESC'")
+    ] = None,
     max_results: Annotated[int, typer.Option("--max", help="At most this many runs.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array of runs.")] = False,
 ) -> None:
@@ -29,7 +36,10 @@ def list_runs(
 
     def go() -> None:
         page = get_services().tracking.search_runs(
-            experiment_names=experiment, filter_string=filter_, order_by=order_by, max_results=max_results
+            experiment_names=experiment,
+            filter_string=filter_,
+            order_by=order_by,
+            max_results=max_results,
         )
         if as_json:
             print_json(page.runs)
@@ -47,14 +57,20 @@ def list_runs(
             )
             for r in page.runs
         ]
-        print_table(f"{len(rows)} run(s)", ["id", "name", "experiment", "status", "started (UTC)", "metrics"], rows)
+        print_table(
+            f"{len(rows)} run(s)",
+            ["id", "name", "experiment", "status", "started (UTC)", "metrics"],
+            rows,
+        )
 
     run_guarded(go)
 
 
 @runs_app.command("show")
 def show_run(
-    run_id: Annotated[str, typer.Argument(help="Run id (as printed by `bascule runs list --json`).")],
+    run_id: Annotated[
+        str, typer.Argument(help="Run id (as printed by `bascule runs list --json`).")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
 ) -> None:
     """Show one run: params, latest metrics, tags, artifacts and data sets.
@@ -65,24 +81,37 @@ def show_run(
     def go() -> None:
         svc = get_services().tracking
         if len(run_id) < 32:
-            matches = [r for r in svc.search_runs(max_results=50_000).runs if r.id.startswith(run_id)]
+            matches = [
+                r for r in svc.search_runs(max_results=50_000).runs if r.id.startswith(run_id)
+            ]
             run = svc.get_run(matches[0].id if len(matches) == 1 else run_id)
         else:
             run = svc.get_run(run_id)
         if as_json:
             print_json(run)
             return
-        console.print(f"[bold]{run.name}[/] ({run.id})  status {run.status}  started {fmt_ms(run.start_time)}")
+        console.print(
+            f"[bold]{run.name}[/] ({run.id})  status {run.status}  started {fmt_ms(run.start_time)}"
+        )
         if run.parent_run_id:
             console.print(f"parent run: {run.parent_run_id}")
         print_table("params", ["key", "value"], sorted(run.params.items()))
-        print_table("metrics (latest)", ["key", "value", "step"], [(k, f"{m.value:.6g}", m.step) for k, m in sorted(run.metrics.items())])
+        print_table(
+            "metrics (latest)",
+            ["key", "value", "step"],
+            [(k, f"{m.value:.6g}", m.step) for k, m in sorted(run.metrics.items())],
+        )
         print_table("tags", ["key", "value"], sorted(run.tags.items()))
         if run.artifacts:
-            print_table("artifacts", ["path", "sha256", "bytes"], [(a.path, a.digest[:16], a.size) for a in run.artifacts])
+            print_table(
+                "artifacts",
+                ["path", "sha256", "bytes"],
+                [(a.path, a.digest[:16], a.size) for a in run.artifacts],
+            )
         if run.datasets:
             print_table(
-                "data sets", ["name", "fingerprint", "rows", "columns"],
+                "data sets",
+                ["name", "fingerprint", "rows", "columns"],
                 [(d.name, d.digest[:16], d.num_rows, len(d.schema)) for d in run.datasets],
             )
 
@@ -90,7 +119,9 @@ def show_run(
 
 
 @experiments_app.command("list")
-def list_experiments(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def list_experiments(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
     """List experiments.
 
     Example: bascule experiments list --json
@@ -102,6 +133,10 @@ def list_experiments(as_json: Annotated[bool, typer.Option("--json", help="Print
         if as_json:
             print_json(exps)
             return
-        print_table("experiments", ["id", "name", "created (UTC)"], [(e.id, e.name, fmt_ms(e.created_at)) for e in exps])
+        print_table(
+            "experiments",
+            ["id", "name", "created (UTC)"],
+            [(e.id, e.name, fmt_ms(e.created_at)) for e in exps],
+        )
 
     run_guarded(go)

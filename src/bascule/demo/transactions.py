@@ -15,9 +15,25 @@ __all__ = ["CATEGORICAL", "FEATURES", "NUMERIC", "generate_transactions"]
 
 MERCHANTS = ("grocery", "fuel", "restaurant", "online", "electronics", "travel", "jewelry")
 _MERCHANT_P = np.array([0.30, 0.15, 0.18, 0.20, 0.08, 0.06, 0.03])
-_MERCHANT_RISK = {"grocery": -1.0, "fuel": -0.6, "restaurant": -0.8, "online": 0.6, "electronics": 0.9, "travel": 0.5, "jewelry": 1.3}
+_MERCHANT_RISK = {
+    "grocery": -1.0,
+    "fuel": -0.6,
+    "restaurant": -0.8,
+    "online": 0.6,
+    "electronics": 0.9,
+    "travel": 0.5,
+    "jewelry": 1.3,
+}
 CHANNELS = ("chip", "contactless", "online", "swipe")
-NUMERIC = ["amount", "hour", "distance_km", "customer_avg_amount", "amount_ratio", "tx_last_24h", "account_age_days"]
+NUMERIC = [
+    "amount",
+    "hour",
+    "distance_km",
+    "customer_avg_amount",
+    "amount_ratio",
+    "tx_last_24h",
+    "account_age_days",
+]
 CATEGORICAL = ["merchant_category", "channel"]
 FEATURES = NUMERIC + CATEGORICAL
 
@@ -52,7 +68,8 @@ def generate_transactions(
     amount = np.round(base * (1 + 0.5 * shift * rng.random(n)), 2)
     hour = (rng.normal(14, 4.5, size=n) % 24).astype(int)
     channel = np.where(
-        merchant == "online", "online",
+        merchant == "online",
+        "online",
         rng.choice(["chip", "contactless", "swipe"], size=n, p=[0.5, 0.42, 0.08]),
     )
     distance = np.round(rng.exponential(8 + 10 * (merchant == "travel"), size=n), 1)
@@ -72,12 +89,17 @@ def generate_transactions(
         - 0.0006 * age
     )
     if shift:
-        new_pattern = (np.isin(merchant, ["online", "electronics", "jewelry"])) & ((hour < 7) | (hour > 20)) & (ratio > 0.6) & (ratio < 3)
+        new_pattern = (
+            (np.isin(merchant, ["online", "electronics", "jewelry"]))
+            & ((hour < 7) | (hour > 20))
+            & (ratio > 0.6)
+            & (ratio < 3)
+        )
         logit = logit + shift * 3.2 * new_pattern
     fraud = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int64)
     offsets = np.sort(rng.random(n)) * days * 86400
     timestamps = [start + timedelta(seconds=float(s)) for s in offsets]
-    df = pd.DataFrame(
+    return pd.DataFrame(
         {
             "transaction_id": [f"tx-{seed}-{i}" for i in range(n)],
             "timestamp": pd.to_datetime(timestamps, utc=True),
@@ -94,4 +116,3 @@ def generate_transactions(
             "is_fraud": fraud,
         }
     )
-    return df

@@ -21,7 +21,9 @@ def test_model_refs_parse(text: str, expected: ModelRef) -> None:
     assert text == str(ModelRef.parse(text))
 
 
-@pytest.mark.parametrize("bad", ["", "fraud:0", "fraud:x", "fraud@", "@champion", "a b", "fraud:-1"])
+@pytest.mark.parametrize(
+    "bad", ["", "fraud:0", "fraud:x", "fraud@", "@champion", "a b", "fraud:-1"]
+)
 def test_bad_model_refs_are_invalid_input(bad: str) -> None:
     with pytest.raises(InvalidInputError) as e:
         ModelRef.parse(bad)
@@ -31,7 +33,8 @@ def test_bad_model_refs_are_invalid_input(bad: str) -> None:
 
 def test_filter_parses_all_kinds() -> None:
     got = parse_filter(
-        "metrics.auc >= 0.9 AND params.model = 'rf' and tags.`team name` != \"x\" and attributes.status = 'FINISHED'"
+        "metrics.auc >= 0.9 AND params.model = 'rf' and tags.`team name` != \"x\" "
+        "and attributes.status = 'FINISHED'"
     )
 
     assert [
@@ -43,6 +46,7 @@ def test_filter_parses_all_kinds() -> None:
 
 
 def test_order_by_parses_direction() -> None:
-    assert [OrderBy("metric", "auc", False), OrderBy("attribute", "start_time", True)] == parse_order_by(
-        ["metrics.auc DESC", "attributes.start_time"]
-    )
+    assert [
+        OrderBy("metric", "auc", False),
+        OrderBy("attribute", "start_time", True),
+    ] == parse_order_by(["metrics.auc DESC", "attributes.start_time"])
