@@ -43,6 +43,7 @@ __all__ = [
     "ENV_PREFIX",
     "BatchingSettings",
     "ModelServingSettings",
+    "PipelineSettings",
     "PredictionLogSettings",
     "S3Settings",
     "ServerSettings",
@@ -180,6 +181,44 @@ class ServingSettings(_Section):
     """Traffic policy per served model name (challenger, canary or shadow)."""
 
 
+class PipelineSettings(_Section):
+    """How pipelines run: in this process, or as Ray tasks on a Ray cluster."""
+
+    runner: Literal["local", "ray"] = "local"
+    """``local`` runs steps in this process; ``ray`` runs them as Ray tasks (``bascule[ray]``)."""
+    ray_address: str | None = None
+    """Ray cluster address (``auto``, ``host:6379``, ``ray://host:10001``); setting it selects the
+    Ray runner. Also read from ``BASCULE_RAY_ADDRESS``."""
+    max_retries: int = Field(default=0, ge=0, le=100)
+    """Retries of a failed step that does not set its own ``retries``."""
+    backoff_s: float = Field(default=1.0, ge=0, le=3600)
+    """Wait before a step's first retry (seconds); it doubles at each further retry."""
+
+    @property
+    def use_ray(self) -> bool:
+        """Whether the Ray runner is selected (``runner: ray`` or a Ray address)."""
+        return self.runner == "ray" or self.ray_address is not None
+
+
+class _ShortEnvSource(PydanticBaseSettingsSource):
+    """Short environment variables for nested settings (``BASCULE_RAY_ADDRESS``)."""
+
+    ALIASES: dict[str, tuple[str, str]] = {
+        f"{ENV_PREFIX}RAY_ADDRESS": ("pipelines", "ray_address"),
+    }
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for env, (section, key) in self.ALIASES.items():
+            value = os.environ.get(env)
+            if value:
+                found.setdefault(section, {})[key] = value
+        return found
+
+
 class Settings(BaseSettings):
     """Everything bascule can be configured with; see the module docstring for precedence."""
 
@@ -208,6 +247,8 @@ class Settings(BaseSettings):
     """S3-compatible artifact storage."""
     serving: ServingSettings = ServingSettings()
     """Inference server (``bascule serve``)."""
+    pipelines: PipelineSettings = PipelineSettings()
+    """Pipeline runner (local or Ray), retries and backoff."""
 
     @field_validator("database_url")
     @classmethod
@@ -259,7 +300,11 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         yaml_path = _YAML_PATH.get("path")
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            env_settings,
+            _ShortEnvSource(settings_cls),
+        ]
         if yaml_path is not None:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_path))
         return tuple(sources)
