@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_CONFIG_FILE",
     "ENV_PREFIX",
     "BatchingSettings",
+    "FeatureSettings",
     "ModelServingSettings",
     "PipelineSettings",
     "PredictionLogSettings",
@@ -200,6 +201,29 @@ class PipelineSettings(_Section):
         return self.runner == "ray" or self.ray_address is not None
 
 
+class FeatureSettings(_Section):
+    """The feature store: definitions (``bascule features apply``) and how its jobs run."""
+
+    entities: list[dict[str, Any]] = []
+    """Entities: ``{name, join_keys}``."""
+    views: list[dict[str, Any]] = []
+    """Feature views: ``{name, entities, source, timestamp_field, ttl, features}``."""
+    on_demand_views: list[dict[str, Any]] = []
+    """On-demand views: ``{name, function: module:function, sources, request, features}``."""
+    services: dict[str, list[str]] = {}
+    """Feature services: name → ``view:feature`` refs (or whole ``view`` names)."""
+    materialize_batch_rows: int = Field(default=50_000, ge=1, le=10_000_000)
+    """Rows per bulk write to the online store (and per resumable step of materialisation)."""
+    offline_memory_limit: str | None = None
+    """DuckDB memory limit for training sets and materialisation (``4GB``); past it DuckDB
+    spills to ``home/features/spill``. Unset: DuckDB's default (80% of RAM)."""
+    offline_threads: int | None = Field(default=None, ge=1, le=1024)
+    """DuckDB threads for training sets and materialisation; unset: one per core."""
+    registry_ttl_s: float = Field(default=10.0, ge=0, le=86_400)
+    """How long a process trusts its cached definitions before checking the metadata DB again
+    (seconds); an apply in the same process refreshes them at once."""
+
+
 class _ShortEnvSource(PydanticBaseSettingsSource):
     """Short environment variables for nested settings (``BASCULE_RAY_ADDRESS``)."""
 
@@ -249,6 +273,11 @@ class Settings(BaseSettings):
     """Inference server (``bascule serve``)."""
     pipelines: PipelineSettings = PipelineSettings()
     """Pipeline runner (local or Ray), retries and backoff."""
+    online_store: SecretStr | None = None
+    """Online feature store: ``redis://[:password@]host:6379/0`` or ``sqlite:///path``; default:
+    SQLite in ``home`` (``online.db``)."""
+    features: FeatureSettings = FeatureSettings()
+    """Feature store definitions and jobs."""
 
     @field_validator("database_url")
     @classmethod
@@ -259,6 +288,16 @@ class Settings(BaseSettings):
         scheme = raw.split(":", 1)[0].split("+", 1)[0]
         if scheme not in ("sqlite", "postgresql", "postgres"):
             raise ValueError(f"expected a sqlite:/// or postgresql:// URL, got scheme {scheme!r}")
+        return value
+
+    @field_validator("online_store")
+    @classmethod
+    def _check_online_store(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        scheme = value.get_secret_value().split(":", 1)[0]
+        if scheme not in ("sqlite", "redis", "rediss"):
+            raise ValueError(f"expected a redis:// or sqlite:/// URL, got scheme {scheme!r}")
         return value
 
     @field_validator("artifacts")
@@ -280,6 +319,13 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"sqlite:///{(self.home / 'bascule.db').resolve()}"
+
+    @property
+    def online_store_value(self) -> str:
+        """The online store URL in effect (SQLite ``home/online.db`` when unset)."""
+        if self.online_store is not None:
+            return self.online_store.get_secret_value()
+        return f"sqlite:///{(self.home / 'online.db').resolve()}"
 
     @property
     def artifacts_value(self) -> str:
