@@ -26,6 +26,9 @@ __all__ = ["ActiveRun", "TrackingBackend", "active_run"]
 
 log = logging.getLogger("bascule.sdk")
 
+# A buffer this many times max_buffered_metrics is written by the caller itself.
+_HARD_CAP_FACTOR = 10
+
 
 class TrackingBackend(Protocol):
     """Where an SDK run writes: the TrackingService in-process, or a bascule server over HTTP."""
@@ -111,9 +114,11 @@ class ActiveRun:
         ]
         with self._lock:
             self._buffer.extend(checked)
-            full = len(self._buffer) >= self._max
-        if full:
-            self.flush()
+            size = len(self._buffer)
+        if size >= _HARD_CAP_FACTOR * self._max:
+            self.flush()  # the writer cannot keep up: apply back-pressure to the training loop
+        elif size >= self._max:
+            _FLUSHER.kick()  # written by the flusher thread; the training loop does not wait
 
     def log_param(self, key: str, value: Any) -> None:
         self.log_params({key: value})
@@ -170,8 +175,12 @@ class ActiveRun:
                 raise
 
     def due(self) -> bool:
+        """Whether the buffer is full or has waited ``flush_interval_s``."""
         with self._lock:
-            return bool(self._buffer) and time.monotonic() - self._last_flush >= self._interval
+            if not self._buffer:
+                return False
+            full = len(self._buffer) >= self._max
+            return full or time.monotonic() - self._last_flush >= self._interval
 
     def end(self, status: str = "FINISHED") -> None:
         """Flush and mark the run ended (idempotent)."""
@@ -216,6 +225,7 @@ class _Flusher:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
+        self._kick = threading.Event()
         self._registered = False
 
     def track(self, run: ActiveRun) -> None:
@@ -238,8 +248,14 @@ class _Flusher:
         with self._lock:
             return list(self._runs)
 
+    def kick(self) -> None:
+        """Ask the thread to look at the buffers now (one is full)."""
+        self._kick.set()
+
     def _loop(self) -> None:
-        while not self._wake.wait(0.25):
+        while not self._wake.is_set():
+            self._kick.wait(0.25)
+            self._kick.clear()
             for run in self._snapshot():
                 if run.due():
                     with contextlib.suppress(BasculeError):

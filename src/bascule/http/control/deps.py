@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
-from fastapi import Request
+import orjson
+from fastapi import Request, Response
 
 from bascule.wiring import Services
 
@@ -17,8 +17,13 @@ def get_services(request: Request) -> Services:
     return services
 
 
-def render(record: Any) -> Any:
-    """A record (dataclass) or a list of them as JSON-ready data."""
-    if isinstance(record, list):
-        return [render(r) for r in record]
-    return asdict(record)
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+def render(data: Any, status_code: int = 200) -> Response:
+    """Records (dataclasses), lists and dicts of them as a JSON response, serialised by orjson.
+
+    FastAPI's generic encoder costs ~30 ms on a page of 500 runs; orjson knows dataclasses.
+    NaN and infinite metric values become ``null`` (JSON has no NaN).
+    """
+    return Response(orjson.dumps(data, option=_OPTIONS), status_code, media_type="application/json")

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, asc, delete, desc, func, insert, select, update
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Connection,
+    Float,
+    String,
+    and_,
+    asc,
+    bindparam,
+    delete,
+    desc,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.sql.elements import ColumnElement
@@ -447,6 +466,13 @@ class RunRepository:
             rows = conn.execute(q).all()
             return self._hydrate(conn, rows)
 
+    def _id_set(self, ids: list[str]) -> Any:
+        """A subquery yielding ``ids``, bound as a single parameter."""
+        if self._db.is_sqlite:
+            each = func.json_each(bindparam("run_ids", json.dumps(ids))).table_valued("value")
+            return select(each.c.value)
+        return select(func.unnest(bindparam("run_ids", ids, type_=ARRAY(String(32)))))
+
     def count_runs(self, experiment_id: int) -> int:
         with self._db.transaction(write=False) as conn:
             return int(
@@ -456,6 +482,11 @@ class RunRepository:
             )
 
     def _hydrate(self, conn: Connection, rows: Sequence[Any]) -> list[Run]:
+        """Attach params, tags, latest metrics, artifacts and data sets to run rows.
+
+        The run ids go to the database as one parameter (a JSON array on SQLite, an array
+        on PostgreSQL), so each child table is one cached statement whatever the page size.
+        """
         if not rows:
             return []
         ids = [r.id for r in rows]
@@ -464,28 +495,25 @@ class RunRepository:
         metrics: dict[str, dict[str, Metric]] = {i: {} for i in ids}
         artifacts: dict[str, list[RunArtifact]] = {i: [] for i in ids}
         datasets: dict[str, list[DatasetInput]] = {i: [] for i in ids}
-        for chunk_start in range(0, len(ids), 500):
-            chunk = ids[chunk_start : chunk_start + 500]
-            for r in conn.execute(select(ParamRow).where(ParamRow.run_id.in_(chunk))).all():
-                params[r.run_id][r.key] = r.value
-            for t in conn.execute(select(RunTagRow).where(RunTagRow.run_id.in_(chunk))).all():
-                tags[t.run_id][t.key] = t.value
-            for m in conn.execute(
-                select(LatestMetricRow).where(LatestMetricRow.run_id.in_(chunk))
-            ).all():
-                metrics[m.run_id][m.key] = Metric(m.key, _from_db(m.value), m.step, m.timestamp)
-            for a in conn.execute(
-                select(RunArtifactRow).where(RunArtifactRow.run_id.in_(chunk))
-            ).all():
-                artifacts[a.run_id].append(RunArtifact(a.path, a.digest, a.size))
-            for d in conn.execute(
-                select(DatasetInputRow)
-                .where(DatasetInputRow.run_id.in_(chunk))
-                .order_by(DatasetInputRow.id)
-            ).all():
-                datasets[d.run_id].append(
-                    DatasetInput(d.name, d.digest, d.num_rows, dict(d.schema), d.source, d.context)
-                )
+        run_ids = self._id_set(ids)
+        for kind, run_id, key, text, num, integer, ts in conn.execute(
+            _children_query(run_ids)
+        ).all():
+            if kind == "m":
+                metrics[run_id][key] = Metric(key, _from_db(num), integer, ts)
+            elif kind == "p":
+                params[run_id][key] = text
+            elif kind == "t":
+                tags[run_id][key] = text
+            else:
+                artifacts[run_id].append(RunArtifact(key, text, integer))
+        d = DatasetInputRow.__table__.c
+        for r in conn.execute(
+            select(DatasetInputRow).where(d.run_id.in_(run_ids)).order_by(d.id)
+        ).all():
+            datasets[r.run_id].append(
+                DatasetInput(r.name, r.digest, r.num_rows, dict(r.schema), r.source, r.context)
+            )
         return [
             Run(
                 id=r.id,
@@ -500,11 +528,43 @@ class RunRepository:
                 params=params[r.id],
                 metrics=metrics[r.id],
                 tags=tags[r.id],
-                artifacts=sorted(artifacts[r.id], key=lambda a: a.path),
+                artifacts=sorted(artifacts[r.id], key=_by_path) if artifacts[r.id] else [],
                 datasets=datasets[r.id],
             )
             for r in rows
         ]
+
+
+def _children_query(run_ids: Any) -> Any:
+    """One statement for the params, tags, latest metrics and artifacts of the given runs.
+
+    Columns: kind ('p', 't', 'm', 'a'), run_id, key, text, number, integer, timestamp.
+    """
+    p, t, m = ParamRow.__table__.c, RunTagRow.__table__.c, LatestMetricRow.__table__.c
+    a = RunArtifactRow.__table__.c
+    text_null, num_null, int_null = (
+        null().cast(String),
+        null().cast(Float),
+        null().cast(BigInteger),
+    )
+    return union_all(
+        select(literal("p"), p.run_id, p.key, p.value, num_null, int_null, int_null).where(
+            p.run_id.in_(run_ids)
+        ),
+        select(literal("t"), t.run_id, t.key, t.value, num_null, int_null, int_null).where(
+            t.run_id.in_(run_ids)
+        ),
+        select(literal("m"), m.run_id, m.key, text_null, m.value, m.step, m.timestamp).where(
+            m.run_id.in_(run_ids)
+        ),
+        select(literal("a"), a.run_id, a.path, a.digest, num_null, a.size, int_null).where(
+            a.run_id.in_(run_ids)
+        ),
+    )
+
+
+def _by_path(artifact: RunArtifact) -> str:
+    return artifact.path
 
 
 def _to_db(value: float) -> float | None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from dataclasses import asdict
+from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 
 from bascule.http.control.deps import get_services, render
@@ -20,42 +21,41 @@ class AliasIn(BaseModel):
 
 
 @router.get("")
-def list_models(services: Svc) -> list[dict[str, Any]]:
-    return render(services.registry.list_models())  # type: ignore[no-any-return]
+def list_models(services: Svc) -> Response:
+    return render(services.registry.list_models())
 
 
 @router.get("/{name}")
-def get_model(name: str, services: Svc) -> dict[str, Any]:
+def get_model(name: str, services: Svc) -> Response:
     """A model with all of its versions and aliases."""
-    model = render(services.registry.get_model(name))
-    model["versions"] = render(services.registry.list_versions(name))
-    return model  # type: ignore[no-any-return]
+    model = services.registry.get_model(name)
+    return render({**asdict(model), "versions": services.registry.list_versions(name)})
 
 
 @router.get("/{name}/versions/{version}")
-def get_version(name: str, version: int, services: Svc) -> dict[str, Any]:
-    return render(services.registry.resolve(f"{name}:{version}"))  # type: ignore[no-any-return]
+def get_version(name: str, version: int, services: Svc) -> Response:
+    return render(services.registry.resolve(f"{name}:{version}"))
 
 
 @router.get("/{name}/resolve/{ref}")
-def resolve(name: str, ref: str, services: Svc) -> dict[str, Any]:
+def resolve(name: str, ref: str, services: Svc) -> Response:
     """The version an alias (``champion``) or ``latest`` points at."""
     target = name if ref == "latest" else f"{name}@{ref}"
-    return render(services.registry.resolve(target))  # type: ignore[no-any-return]
+    return render(services.registry.resolve(target))
 
 
 @router.get("/{name}/history")
-def history(name: str, services: Svc) -> list[dict[str, Any]]:
+def history(name: str, services: Svc) -> Response:
     """Registrations and alias moves, oldest first, with actor, time and reason."""
-    return render(services.registry.history(name))  # type: ignore[no-any-return]
+    return render(services.registry.history(name))
 
 
 @router.put("/{name}/aliases/{alias}")
-def set_alias(name: str, alias: str, body: AliasIn, services: Svc) -> dict[str, Any]:
+def set_alias(name: str, alias: str, body: AliasIn, services: Svc) -> Response:
     """Move an alias to a version atomically (audited)."""
-    return render(services.registry.set_alias(name, alias, body.version, reason=body.reason))  # type: ignore[no-any-return]
+    return render(services.registry.set_alias(name, alias, body.version, reason=body.reason))
 
 
 @router.delete("/{name}/aliases/{alias}")
-def delete_alias(name: str, alias: str, services: Svc) -> dict[str, Any]:
-    return render(services.registry.delete_alias(name, alias))  # type: ignore[no-any-return]
+def delete_alias(name: str, alias: str, services: Svc) -> Response:
+    return render(services.registry.delete_alias(name, alias))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from bascule.core.errors import InvalidInputError
@@ -56,7 +56,7 @@ class DatasetIn(BaseModel):
 
 
 @router.post("", status_code=201)
-def start_run(body: RunIn, services: Svc) -> dict[str, Any]:
+def start_run(body: RunIn, services: Svc) -> Response:
     """Start a run in an experiment given by id or by name (created if new)."""
     run = services.tracking.start_run(
         experiment=body.experiment,
@@ -65,7 +65,7 @@ def start_run(body: RunIn, services: Svc) -> dict[str, Any]:
         tags=body.tags,
         parent_run_id=body.parent_run_id,
     )
-    return render(run)  # type: ignore[no-any-return]
+    return render(run, 201)
 
 
 @router.get("")
@@ -79,7 +79,7 @@ def search_runs(
     order_by: Annotated[list[str] | None, Query(description="e.g. metrics.auc DESC")] = None,
     max_results: Annotated[int, Query(ge=1, le=50_000)] = 100,
     page_token: str | None = None,
-) -> dict[str, Any]:
+) -> Response:
     """Search runs by experiment, metric/param/tag filters, ordered by a metric or attribute."""
     page = services.tracking.search_runs(
         experiment_ids=experiment_id,
@@ -89,16 +89,16 @@ def search_runs(
         max_results=max_results,
         page_token=page_token,
     )
-    return {"runs": render(page.runs), "next_page_token": page.next_page_token}
+    return render({"runs": page.runs, "next_page_token": page.next_page_token})
 
 
 @router.get("/{run_id}")
-def get_run(run_id: str, services: Svc) -> dict[str, Any]:
-    return render(services.tracking.get_run(run_id))  # type: ignore[no-any-return]
+def get_run(run_id: str, services: Svc) -> Response:
+    return render(services.tracking.get_run(run_id))
 
 
 @router.patch("/{run_id}")
-def update_run(run_id: str, body: RunPatch, services: Svc) -> dict[str, Any]:
+def update_run(run_id: str, body: RunPatch, services: Svc) -> Response:
     """Rename a run, set its status, or end it (``end: true`` stamps the end time)."""
     if body.end:
         services.tracking.end_run(run_id, status=body.status or "FINISHED")
@@ -106,7 +106,7 @@ def update_run(run_id: str, body: RunPatch, services: Svc) -> dict[str, Any]:
             services.tracking.update_run(run_id, name=body.name)
     else:
         services.tracking.update_run(run_id, status=body.status, name=body.name)
-    return render(services.tracking.get_run(run_id))  # type: ignore[no-any-return]
+    return render(services.tracking.get_run(run_id))
 
 
 @router.post("/{run_id}/batch", status_code=204)
@@ -133,7 +133,7 @@ def log_dataset(run_id: str, body: DatasetIn, services: Svc) -> None:
 @router.post("/{run_id}/artifacts", status_code=201)
 async def log_artifact(
     run_id: str, request: Request, services: Svc, name: str, artifact_path: str = ""
-) -> dict[str, Any]:
+) -> Response:
     """Upload a file as the raw request body (``?name=model.txt&artifact_path=plots``)."""
     if "/" in name or name in ("", ".", ".."):
         raise InvalidInputError.for_field("name", name, "a file name without '/'")
@@ -149,10 +149,10 @@ async def log_artifact(
                     )
                 fh.write(chunk)
         artifact = services.tracking.log_artifact(run_id, path, artifact_path=artifact_path or None)
-    return render(artifact)  # type: ignore[no-any-return]
+    return render(artifact, 201)
 
 
 @router.get("/{run_id}/metrics/{key:path}")
-def metric_history(run_id: str, key: str, services: Svc) -> list[dict[str, Any]]:
+def metric_history(run_id: str, key: str, services: Svc) -> Response:
     """Every value logged for one metric of a run, by step."""
-    return render(services.tracking.metric_history(run_id, key))  # type: ignore[no-any-return]
+    return render(services.tracking.metric_history(run_id, key))
