@@ -45,7 +45,7 @@ def test_arrays_and_numpy_scalars_roundtrip_without_pickle() -> None:
     back = roundtrip(arr)
     scalar = roundtrip(np.int64(7))
 
-    np.testing.assert_array_equal(arr, back)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(arr, back)
     assert np.int32 == back.dtype  # type: ignore[attr-defined]
     assert np.int64(7) == scalar
     assert isinstance(scalar, np.int64)

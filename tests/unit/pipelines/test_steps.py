@@ -154,7 +154,7 @@ def test_step_reading_its_own_output_is_a_cycle() -> None:
 )
 def test_bad_step_options_are_rejected(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(InvalidInputError, match=match):
-        step("x", **kwargs)(lambda: 1)  # type: ignore[arg-type]
+        step("x", **kwargs)(lambda: 1)  # type: ignore[call-overload]
 
 
 def test_var_args_are_rejected() -> None:
