@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bascule.core.clock import Clock, SystemClock
 from bascule.core.settings import Settings
@@ -15,7 +16,17 @@ from bascule.store.db.models import ModelRepository
 from bascule.store.db.runs import RunRepository
 from bascule.tracking.service import TrackingService
 
-__all__ = ["Services", "build_services", "default_actor", "open_artifact_store"]
+if TYPE_CHECKING:
+    from bascule.features.store import FeatureStore
+    from bascule.store.online.base import OnlineStore
+
+__all__ = [
+    "Services",
+    "build_services",
+    "default_actor",
+    "open_artifact_store",
+    "open_online_store",
+]
 
 
 def default_actor(settings: Settings) -> str:
@@ -40,6 +51,30 @@ def open_artifact_store(settings: Settings) -> ArtifactStore:
     return LocalArtifactStore(Path(root))
 
 
+def open_online_store(settings: Settings) -> OnlineStore:
+    """The online feature store: Redis for ``redis://`` URLs, else SQLite (the default file).
+
+    Raises:
+        ConfigError: a Redis URL without the ``redis`` package (``bascule[redis]``).
+        StorageError: the SQLite folder cannot be created.
+    """
+    url = settings.online_store_value
+    if url.startswith(("redis://", "rediss://")):
+        try:
+            from bascule.store.online.redis import RedisOnlineStore
+        except ImportError as exc:
+            from bascule.core.errors import ConfigError
+
+            raise ConfigError(
+                "online_store is a Redis URL but the redis package is missing; "
+                "install 'bascule[redis]'"
+            ) from exc
+        return RedisOnlineStore(url)
+    from bascule.store.online.sqlite import SQLiteOnlineStore
+
+    return SQLiteOnlineStore(Path(url.removeprefix("sqlite:///")))
+
+
 @dataclass
 class Services:
     """Every service of one bascule installation, built from one Settings."""
@@ -50,9 +85,30 @@ class Services:
     tracking: TrackingService
     registry: RegistryService
     clock: Clock = field(default_factory=SystemClock)
+    _features: FeatureStore | None = field(default=None, init=False, repr=False)
+
+    @property
+    def features(self) -> FeatureStore:
+        """The feature store, built on first use (so other commands never import it)."""
+        if self._features is None:
+            from bascule.features.store import FeatureStore
+            from bascule.store.db.features import FeatureRepository
+
+            settings = self.settings
+            self._features = FeatureStore(
+                FeatureRepository(self.db),
+                lambda: open_online_store(settings),
+                self.clock,
+                settings=settings.features,
+                actor=default_actor(settings),
+                spill_dir=settings.home / "features" / "spill",
+            )
+        return self._features
 
     def close(self) -> None:
         """Release pooled connections."""
+        if self._features is not None:
+            self._features.close()
         self.db.dispose()
 
 
