@@ -10,6 +10,7 @@ import typer
 from bascule._version import __version__
 from bascule.cli.context import get_services, get_settings, set_config_path
 from bascule.cli.errors import run_guarded
+from bascule.cli.features import features_app
 from bascule.cli.models import models_app
 from bascule.cli.output import console, print_json, print_table
 from bascule.cli.runs import experiments_app, runs_app
@@ -28,6 +29,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(models_app, name="models")
 app.add_typer(db_app, name="db")
+app.add_typer(features_app, name="features")
 
 
 def _version(value: bool) -> None:
