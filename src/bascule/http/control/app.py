@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from bascule._version import __version__
 from bascule.http.control.mlflow import router as mlflow_router
-from bascule.http.control.routes import experiments, models, runs
+from bascule.http.control.routes import experiments, features, models, runs
 from bascule.http.errors import install_error_handlers
 from bascule.http.middleware import RequestIdMiddleware
 from bascule.wiring import Services
@@ -31,6 +31,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(experiments.router)
     app.include_router(runs.router)
     app.include_router(models.router)
+    app.include_router(features.router)
     app.include_router(mlflow_router)
 
     @app.get("/health", tags=["health"])
