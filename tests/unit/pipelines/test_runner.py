@@ -363,3 +363,24 @@ def test_error_details_are_stored_as_json(make_runner: MakeRunner, services: Ser
     assert "picky" == body["step"]
     assert "x" == body["details"]["field"]
     assert "an even number" == body["details"]["expected"]
+
+
+def test_build_runner_follows_the_settings(services: Services) -> None:
+    from bascule.core.settings import PipelineSettings
+    from bascule.pipelines import RayRunner, build_runner
+
+    local = build_runner(
+        PipelineSettings(max_retries=2), tracking=services.tracking, artifacts=services.artifacts
+    )
+    by_name = build_runner(
+        PipelineSettings(runner="ray"), tracking=services.tracking, artifacts=services.artifacts
+    )
+    by_address = build_runner(
+        PipelineSettings(ray_address="127.0.0.1:6379"),
+        tracking=services.tracking,
+        artifacts=services.artifacts,
+    )
+
+    assert isinstance(local, LocalRunner)
+    assert isinstance(by_name, RayRunner)
+    assert isinstance(by_address, RayRunner)
