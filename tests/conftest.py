@@ -51,6 +51,31 @@ def postgres_url() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+REDIS_TEST_DB = 15
+"""The Redis database number tests use; it is flushed before and after each test."""
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis URL on a dedicated database number, empty at the start and flushed afterwards."""
+    import redis
+
+    base = backend_url("redis")
+    head, _, tail = base.rpartition("/")
+    url = f"{head}/{REDIS_TEST_DB}" if tail.isdigit() else f"{base.rstrip('/')}/{REDIS_TEST_DB}"
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        client.flushdb()
+    except redis.exceptions.ConnectionError as exc:
+        client.close()
+        if "redis" in _required():
+            pytest.fail(f"Redis at {base} unreachable: {exc}")
+        pytest.skip(f"Redis at {base} unreachable: {exc}")
+    yield url
+    client.flushdb()
+    client.close()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path) -> str:
     """The same test against SQLite (a file) and PostgreSQL (a fresh database)."""
