@@ -24,8 +24,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bascule.pipelines.cache import StepCache, code_fingerprint
+    from bascule.pipelines.cache import StepCache
     from bascule.pipelines.cron import CronSchedule
+    from bascule.pipelines.fingerprint import code_fingerprint
     from bascule.pipelines.ray import RayRunner
     from bascule.pipelines.results import (
         CacheStatus,
@@ -97,7 +98,8 @@ __all__ = [
 ]
 
 _MODULES = {
-    "cache": ("StepCache", "code_fingerprint"),
+    "cache": ("StepCache",),
+    "fingerprint": ("code_fingerprint",),
     "cron": ("CronSchedule",),
     "ray": ("RayRunner",),
     "results": ("CacheStatus", "PipelineFailed", "PipelineResult", "StepError", "StepRecord"),

@@ -3,15 +3,8 @@
 A step's cache key is the sha256 of:
 
 * the step's name and its free-text ``version``;
-* its **code fingerprint**: the function's bytecode, constants and names, recursively for
-  nested code objects (inner functions, lambdas, comprehensions), its default values, and
-  its closure's free variables. Free variables are included *by value* when they are
-  ``None``, numbers, strings, bytes, or tuples, lists, sets and dicts of those; a function
-  in a closure is fingerprinted recursively; any other object (a DataFrame, a fitted
-  model) is included by its type only, so a change to it is not seen: pass such values as
-  inputs instead. Functions the step *calls* through globals are not included either; bump
-  ``version=`` when they change. Line numbers and file names are not included, so moving
-  a function does not invalidate its results;
+* its **code fingerprint** (:func:`bascule.pipelines.code_fingerprint`: bytecode,
+  constants, names, defaults and closure values; see ``bascule.pipelines.fingerprint``);
 * the digest of every input value (upstream outputs and pipeline parameters).
 
 Values are serialised without pickle:
@@ -40,19 +33,16 @@ written after the blobs it names, so a process killed mid-write leaves no entry.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import json
-import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from bascule.core import records
 from bascule.core.errors import ArtifactNotFoundError, IntegrityError, InvalidInputError
 from bascule.core.records import DatasetInput
-from bascule.pipelines.steps import Step
 from bascule.store.artifacts.base import ArtifactStore, sha256_hex
 
 __all__ = [
@@ -61,7 +51,6 @@ __all__ = [
     "Encoded",
     "StepCache",
     "Uncacheable",
-    "code_fingerprint",
     "decode_value",
     "encode_value",
     "step_key",
@@ -227,88 +216,6 @@ def _rebuild(hint: Any, value: Any) -> Any:
     if origin is dict and len(args) == 2 and isinstance(value, dict):
         return {k: _rebuild(args[1], v) for k, v in value.items()}
     return value
-
-
-# -- code fingerprints -----------------------------------------------------------------------
-
-
-def code_fingerprint(fn: Callable[..., Any]) -> str:
-    """A sha256 of a function's code, defaults and closure (see the module docstring).
-
-    Args:
-        fn: A plain Python function.
-
-    Returns:
-        64 hex digits, the same in every process running the same Python version.
-    """
-    h = hashlib.sha256()
-    _feed_value(h, fn, set())
-    return h.hexdigest()
-
-
-def _feed(h: Any, *parts: object) -> None:
-    for part in parts:
-        text = part if isinstance(part, bytes) else repr(part).encode()
-        h.update(len(text).to_bytes(8, "big"))
-        h.update(text)
-
-
-def _feed_code(h: Any, code: types.CodeType, seen: set[int]) -> None:
-    _feed(h, "code", code.co_code, code.co_names, code.co_varnames, code.co_freevars)
-    _feed(h, code.co_cellvars, code.co_argcount, code.co_kwonlyargcount, code.co_flags)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            _feed_code(h, const, seen)
-        else:
-            _feed_value(h, const, seen)
-
-
-def _feed_value(h: Any, value: object, seen: set[int]) -> None:
-    if value is None or isinstance(value, bool | int | float | complex | str | bytes):
-        _feed(h, type(value).__name__, value)
-    elif isinstance(value, tuple | list):
-        _feed(h, type(value).__name__, len(value))
-        for v in value:
-            _feed_value(h, v, seen)
-    elif isinstance(value, frozenset | set):
-        # Iteration order of sets of strings changes between processes: sort fingerprints.
-        parts = sorted(_sub_fingerprint(v, seen) for v in value)
-        _feed(h, type(value).__name__, parts)
-    elif isinstance(value, dict):
-        pairs = sorted(
-            (_sub_fingerprint(k, seen), _sub_fingerprint(v, seen)) for k, v in value.items()
-        )
-        _feed(h, "dict", pairs)
-    elif isinstance(value, types.FunctionType):
-        if id(value) in seen:  # recursion through a closure
-            _feed(h, "function-again", value.__qualname__)
-            return
-        seen.add(id(value))
-        _feed(h, "function")
-        _feed_code(h, value.__code__, seen)
-        _feed_value(h, value.__defaults__, seen)
-        _feed_value(h, value.__kwdefaults__, seen)
-        for name, cell in zip(value.__code__.co_freevars, value.__closure__ or (), strict=True):
-            try:
-                content = cell.cell_contents
-            except ValueError:  # an empty cell: the variable is not bound yet
-                content = None
-            _feed(h, "free", name)
-            _feed_value(h, content, seen)
-    elif isinstance(value, Step):
-        _feed_value(h, value.fn, seen)
-    elif isinstance(value, types.ModuleType):
-        _feed(h, "module", value.__name__)
-    elif isinstance(value, type):
-        _feed(h, "type", value.__module__, value.__qualname__)
-    else:
-        _feed(h, "object", _type_name(value))
-
-
-def _sub_fingerprint(value: object, seen: set[int]) -> str:
-    h = hashlib.sha256()
-    _feed_value(h, value, seen)
-    return h.hexdigest()
 
 
 def step_key(name: str, code: str, version: str, input_digests: Mapping[str, str]) -> str:

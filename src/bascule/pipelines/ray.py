@@ -23,8 +23,9 @@ from typing import Any
 
 from bascule.core.clock import Clock
 from bascule.core.errors import ConfigError
+from bascule.pipelines._execution import Attempt, execute_step
 from bascule.pipelines.results import StepError
-from bascule.pipelines.runner import Attempt, PipelineRunner, execute_step
+from bascule.pipelines.runner import PipelineRunner
 from bascule.pipelines.steps import Step, StepContext
 from bascule.store.artifacts.base import ArtifactStore
 from bascule.tracking.service import TrackingService

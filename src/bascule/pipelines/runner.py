@@ -17,14 +17,9 @@ runs are marked FAILED, and :meth:`PipelineRunner.run` returns a
 
 from __future__ import annotations
 
-import json
-import re
-import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from bascule.core.clock import Clock, SystemClock, now_ms
@@ -36,57 +31,22 @@ from bascule.core.errors import (
 )
 from bascule.core.records import DatasetInput, Run
 from bascule.core.settings import PipelineSettings
-from bascule.pipelines.cache import (
-    Encoded,
-    StepCache,
-    Uncacheable,
-    code_fingerprint,
-    encode_value,
-    step_key,
+from bascule.pipelines._execution import Attempt, collect_outputs, execute_step
+from bascule.pipelines._recording import (
+    TAG_KIND,
+    TAG_PIPELINE,
+    TAG_STEP,
+    RunRecorder,
+    describe_value,
 )
-from bascule.pipelines.results import (
-    CacheStatus,
-    PipelineFailed,
-    PipelineResult,
-    StepError,
-    StepRecord,
-)
+from bascule.pipelines.cache import Encoded, StepCache, Uncacheable, encode_value, step_key
+from bascule.pipelines.fingerprint import code_fingerprint
+from bascule.pipelines.results import CacheStatus, PipelineFailed, PipelineResult, StepRecord
 from bascule.pipelines.steps import Pipeline, Step, StepContext
 from bascule.store.artifacts.base import ArtifactStore
 from bascule.tracking.service import TrackingService
 
-__all__ = ["Attempt", "LocalRunner", "PipelineRunner", "build_runner", "execute_step"]
-
-TAG_KIND = "bascule.kind"
-TAG_PIPELINE = "bascule.pipeline"
-TAG_STEP = "bascule.step"
-_BAD_KEY_CHARS = re.compile(r"[^\w\-. /:]")
-_MAX_TAG = 2000
-
-
-@dataclass
-class Attempt:
-    """One call of a step's function: its return value or its error, and what it reported."""
-
-    value: Any
-    error: StepError | None
-    context: StepContext
-
-
-def execute_step(step: Step, kwargs: dict[str, Any], ctx: StepContext) -> Attempt:
-    """Call a step's function once, turning any exception into a :class:`StepError`.
-
-    This is what runs on a Ray worker; it returns plain values so it travels back.
-    """
-    try:
-        value = step.fn(**kwargs, ctx=ctx) if step.wants_context else step.fn(**kwargs)
-    except Exception as exc:  # noqa: BLE001 - a step's failure, whatever it is, is recorded
-        return Attempt(None, StepError.from_exception(exc), ctx)
-    return Attempt(value, None, ctx)
-
-
-def _key(text: str) -> str:
-    return _BAD_KEY_CHARS.sub("_", text)[:250]
+__all__ = ["LocalRunner", "PipelineRunner", "build_runner"]
 
 
 class PipelineRunner(ABC):
@@ -118,6 +78,7 @@ class PipelineRunner(ABC):
         self._tracking = tracking
         self._cache = StepCache(artifacts)
         self._clock: Clock = clock or SystemClock()
+        self._recorder = RunRecorder(tracking, self._clock)
         self._sleep = sleep or time.sleep
         self._max_retries = max_retries
         self._backoff_s = backoff_s
@@ -208,7 +169,7 @@ class PipelineRunner(ABC):
             digests[name] = enc.digest if isinstance(enc, Encoded) else None
             if isinstance(enc, Uncacheable):
                 why[name] = enc.reason
-            logged[name] = _describe(value, enc)
+            logged[name] = describe_value(value, enc)
         if logged:
             self._tracking.log_params(run.id, logged)
         records: list[StepRecord] = []
@@ -218,7 +179,7 @@ class PipelineRunner(ABC):
             record, produced = self._run_step(pipeline, run, s, values, digests, why, datasets)
             records.append(record)
             if record.error is not None:
-                self._record_failure(run.id, record, step_failed=True)
+                self._recorder.record_failure(run.id, record, step_failed=True)
                 self._tracking.end_run(run.id, status="FAILED")
                 return PipelineFailed(
                     pipeline=pipeline.name,
@@ -294,7 +255,7 @@ class PipelineRunner(ABC):
                 ctx.datasets.extend(entry.datasets)
                 for name, (_, digest) in entry.outputs.items():
                     digests[name] = digest
-                record = self._finish_step(
+                record = self._recorder.finish_step(
                     run, step_run, ctx, started, 0, "hit", key, None, None, datasets
                 )
                 return record, produced
@@ -311,13 +272,13 @@ class PipelineRunner(ABC):
             error = attempt.error
             produced = {}
             if error is None:
-                produced, error = _collect_outputs(s, attempt.value)
+                produced, error = collect_outputs(s, attempt.value)
             if error is None:
                 break
             if not error.retryable or attempts > retries:
                 ctx.set_tags({"bascule.retry_delays_s": ",".join(f"{d:g}" for d in delays)})
                 failed: CacheStatus = "off" if not s.cache else "miss" if key else "uncacheable"
-                record = self._finish_step(
+                record = self._recorder.finish_step(
                     run, step_run, ctx, started, attempts, failed, key, reason, error, datasets
                 )
                 return record, {}
@@ -358,131 +319,10 @@ class PipelineRunner(ABC):
                 )
             except BasculeError as exc:
                 reason = f"result not stored in the cache: {exc}"
-        record = self._finish_step(
+        record = self._recorder.finish_step(
             run, step_run, ctx, started, attempts, status, key, reason, None, datasets
         )
         return record, produced
-
-    def _finish_step(
-        self,
-        run: Run,
-        step_run: Run,
-        ctx: StepContext,
-        started: float,
-        attempts: int,
-        cache: CacheStatus,
-        key: str | None,
-        reason: str | None,
-        error: StepError | None,
-        datasets: list[DatasetInput],
-    ) -> StepRecord:
-        duration = self._clock.monotonic() - started
-        now = self._now()
-        user = [(_key(k), v, st, now) for k, v, st in ctx.metrics]
-        own = [("duration_s", duration, 0, now), ("attempts", float(attempts), 0, now)]
-        own.append(("cache_hit", 1.0 if cache == "hit" else 0.0, 0, now))
-        tags = {_key(k): v[:_MAX_TAG] for k, v in ctx.tags.items()}
-        tags["bascule.cache"] = cache
-        if key:
-            tags["bascule.cache_key"] = key
-        if reason:
-            tags["bascule.cache_reason"] = reason[:_MAX_TAG]
-        params = {_key(k): v[:6000] for k, v in ctx.params.items()}
-        self._tracking.log_batch(step_run.id, metrics=user + own, params=params, tags=tags)
-        pipeline_metrics = [(_key(f"{ctx.step_name}.{k}"), v, st, t) for k, v, st, t in user]
-        if pipeline_metrics:
-            self._tracking.log_batch(run.id, metrics=pipeline_metrics)
-        for ds in ctx.datasets:
-            self._tracking.log_dataset(step_run.id, ds)
-            self._tracking.log_dataset(run.id, ds)
-            datasets.append(ds)
-        record = StepRecord(
-            name=ctx.step_name,
-            run_id=step_run.id,
-            status="FAILED" if error else "FINISHED",
-            attempts=attempts,
-            duration_s=duration,
-            cache=cache,
-            cache_key=key,
-            cache_reason=reason,
-            metrics={k: v for k, v, _, _ in user},
-            error=error,
-        )
-        if error is not None:
-            self._record_failure(step_run.id, record, step_failed=False)
-        self._tracking.end_run(step_run.id, status=record.status)
-        return record
-
-    def _record_failure(self, run_id: str, record: StepRecord, *, step_failed: bool) -> None:
-        error = record.error
-        if error is None:
-            return
-        tags = {
-            "bascule.error_type": error.type,
-            "bascule.error": error.message[:_MAX_TAG],
-            "bascule.error_code": error.code or "",
-        }
-        if step_failed:
-            tags["bascule.failed_step"] = record.name
-        self._tracking.set_tags(run_id, tags)
-        body = {
-            "step": record.name,
-            "type": error.type,
-            "message": error.message,
-            "code": error.code,
-            "details": error.details,
-            "attempts": record.attempts,
-        }
-        with tempfile.TemporaryDirectory(prefix="bascule-step-error-") as tmp:
-            folder = Path(tmp)
-            (folder / "traceback.txt").write_text(error.traceback, encoding="utf-8")
-            (folder / "error.json").write_text(
-                json.dumps(body, indent=2, default=str), encoding="utf-8"
-            )
-            for name in ("traceback.txt", "error.json"):
-                self._tracking.log_artifact(run_id, folder / name, artifact_path="error")
-
-
-def _collect_outputs(s: Step, value: Any) -> tuple[dict[str, Any], StepError | None]:
-    """Map a step's return value to its declared outputs, then run the output checks."""
-    outs = s.outputs
-    produced: dict[str, Any]
-    if not outs:
-        produced = {}
-    elif len(outs) == 1:
-        produced = {outs[0]: value}
-    elif isinstance(value, Mapping) and set(value) == set(outs):
-        produced = {name: value[name] for name in outs}
-    elif isinstance(value, tuple | list) and len(value) == len(outs):
-        produced = dict(zip(outs, value, strict=True))
-    else:
-        shown = (
-            f"{type(value).__name__} of {len(value)}"
-            if isinstance(value, tuple | list)
-            else type(value).__name__
-        )
-        exc = InvalidInputError.for_field(
-            f"return value of step {s.name!r}",
-            shown,
-            f"a tuple of {len(outs)} values {list(outs)} or a mapping with those keys",
-        )
-        return {}, StepError.from_exception(exc)
-    for name, check in s.checks:
-        try:
-            check(produced[name])
-        except Exception as exc:  # noqa: BLE001 - any check failure rejects the output
-            return {}, replace(StepError.from_exception(exc), retryable=False)
-    return produced, None
-
-
-def _describe(value: Any, enc: Encoded | Uncacheable) -> str:
-    if value is None or isinstance(value, str | int | float | bool):
-        return str(value)[:6000]
-    if isinstance(enc, Encoded):
-        shape = getattr(value, "shape", None)
-        size = f" shape={list(shape)}" if shape is not None else ""
-        return f"{type(value).__name__}{size} sha256:{enc.digest}"[:6000]
-    return type(value).__name__
 
 
 class LocalRunner(PipelineRunner):

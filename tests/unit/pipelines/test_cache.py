@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from bascule.core.records import DatasetInput, Metric, Run
+from bascule.pipelines import code_fingerprint
 from bascule.pipelines.cache import (
     Encoded,
     StepCache,
     Uncacheable,
-    code_fingerprint,
     decode_value,
     encode_value,
 )
@@ -155,7 +155,7 @@ def test_closure_values_are_included_by_value() -> None:
 def test_fingerprint_is_stable_across_processes_and_hash_seeds() -> None:
     code = textwrap.dedent(
         """
-        from bascule.pipelines.cache import code_fingerprint
+        from bascule.pipelines import code_fingerprint
         def f(x):
             return x in {"alpha", "beta", "gamma", "delta"}
         print(code_fingerprint(f))
