@@ -258,7 +258,7 @@ class FeatureStore:
                 raise not_found("feature view", n, cat.views)
         if not names:
             raise InvalidInputError("no feature views are registered; run apply first")
-        return cat.select(list(names))
+        return cat.select(list(names), full_feature_names=True)
 
     def materialize(
         self,
