@@ -5,12 +5,12 @@ The fingerprint of a function is a sha256 of:
 * its bytecode, constants and names (global and attribute names, local variable names),
   recursively for nested code objects (inner functions, lambdas, comprehensions);
 * its default values;
-* its closure's free variables, *by value* when they are ``None``, booleans, numbers,
-  strings, bytes, numpy scalars, or tuples, lists, sets and dicts of those (so a closure
-  over a list that the step mutates changes the fingerprint); a function in a closure is
-  fingerprinted recursively, a step by its function, a module or class by its name; any
-  other object (a DataFrame, a fitted model) is included by its type only, so a change
-  to it is not seen: pass such values as inputs instead.
+* its closure's free variables, *by value* where they are hashable values: ``None``,
+  booleans, numbers, strings, bytes, numpy scalars, and tuples and frozensets of those.
+  A function in a closure is fingerprinted recursively, a step by its function, a module
+  or class by its name. Any other object is included by its type only, so a change to it
+  is not seen: mutable containers (a list, dict or set, which a step may well mutate
+  while it runs), DataFrames, fitted models. Pass such values as inputs instead.
 
 Functions the step *calls* through globals are not included; bump the step's
 ``version=`` when they change. Line numbers and file names are not included, so moving a
@@ -65,19 +65,14 @@ def _feed_code(h: Any, code: types.CodeType, seen: set[int]) -> None:
 def _feed_value(h: Any, value: object, seen: set[int]) -> None:
     if value is None or isinstance(value, bool | int | float | complex | str | bytes):
         _feed(h, type(value).__name__, value)
-    elif isinstance(value, tuple | list):
-        _feed(h, type(value).__name__, len(value))
+    elif type(value) is tuple:
+        _feed(h, "tuple", len(value))
         for v in value:
             _feed_value(h, v, seen)
-    elif isinstance(value, frozenset | set):
+    elif type(value) is frozenset:
         # Iteration order of sets of strings changes between processes: sort fingerprints.
         parts = sorted(_sub_fingerprint(v, seen) for v in value)
-        _feed(h, type(value).__name__, parts)
-    elif isinstance(value, dict):
-        pairs = sorted(
-            (_sub_fingerprint(k, seen), _sub_fingerprint(v, seen)) for k, v in value.items()
-        )
-        _feed(h, "dict", pairs)
+        _feed(h, "frozenset", parts)
     elif isinstance(value, types.FunctionType):
         if id(value) in seen:  # recursion through a closure
             _feed(h, "function-again", value.__qualname__)
@@ -86,7 +81,9 @@ def _feed_value(h: Any, value: object, seen: set[int]) -> None:
         _feed(h, "function")
         _feed_code(h, value.__code__, seen)
         _feed_value(h, value.__defaults__, seen)
-        _feed_value(h, value.__kwdefaults__, seen)
+        for name, default in sorted((value.__kwdefaults__ or {}).items()):
+            _feed(h, "kwdefault", name)
+            _feed_value(h, default, seen)
         for name, cell in zip(value.__code__.co_freevars, value.__closure__ or (), strict=True):
             try:
                 content = cell.cell_contents

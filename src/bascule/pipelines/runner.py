@@ -314,7 +314,7 @@ class PipelineRunner(ABC):
                     outputs=encoded,
                     metrics=ctx.metrics,
                     params=ctx.params,
-                    tags=ctx.tags,
+                    tags={k: v for k, v in ctx.tags.items() if not k.startswith("bascule.")},
                     datasets=ctx.datasets,
                 )
             except BasculeError as exc:

@@ -197,3 +197,26 @@ def test_cache_entry_is_written_after_its_blobs_and_verified_on_read() -> None:
     assert cache.lookup("z" * 64) is None
     cache.forget("k" * 64)
     assert cache.lookup("k" * 64) is None
+
+
+def test_mutable_closure_values_are_included_by_type_only() -> None:
+    state: list[int] = []
+
+    def step_fn(x: int) -> int:
+        state.append(x)
+        return x
+
+    before = code_fingerprint(step_fn)
+    state.extend([1, 2, 3])
+
+    assert before == code_fingerprint(step_fn)
+
+
+def test_keyword_only_defaults_are_part_of_the_fingerprint() -> None:
+    def k1(x: int, *, k: int = 1) -> int:
+        return x + k
+
+    def k2(x: int, *, k: int = 2) -> int:
+        return x + k
+
+    assert code_fingerprint(k1) != code_fingerprint(k2)

@@ -149,7 +149,7 @@ def record_call(x: int) -> int:
 
 
 def test_version_bump_and_cache_off_rerun(make_runner: MakeRunner) -> None:
-    # Globals are not part of the fingerprint (a closure over a list would be, by value).
+    # Globals are not part of the fingerprint.
     CALLS.clear()
     runner = make_runner()
     off = step("f", outputs="y", cache=False)(lambda x: record_call(x))
@@ -384,3 +384,27 @@ def test_build_runner_follows_the_settings(services: Services) -> None:
     assert isinstance(local, LocalRunner)
     assert isinstance(by_name, RayRunner)
     assert isinstance(by_address, RayRunner)
+
+
+def test_cache_hit_does_not_replay_retry_bookkeeping(
+    make_runner: MakeRunner, services: Services
+) -> None:
+    marker: list[int] = []
+
+    @step(outputs="y", retries=1, backoff_s=0.0)
+    def once_flaky(x: int, ctx: StepContext) -> int:
+        ctx.set_tags({"note": "kept"})
+        if not marker:
+            marker.append(1)
+            raise OSError("transient")
+        return x
+
+    pipeline = Pipeline("p", [once_flaky], params=["x"])
+    runner = make_runner()
+    runner.run(pipeline, {"x": 1}, experiment="x")
+    hit = runner.run(pipeline, {"x": 1}, experiment="x")
+    tags = services.tracking.get_run(hit.step("once_flaky").run_id).tags
+
+    assert "hit" == hit.step("once_flaky").cache
+    assert "kept" == tags["note"]
+    assert "bascule.retry_delays_s" not in tags
