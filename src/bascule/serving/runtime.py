@@ -1,0 +1,434 @@
+"""ServedModel: one registered model version, loaded, warmed up and ready for V2 requests.
+
+It wraps :class:`bascule.registry.predictor.OnnxPredictor` (which owns the onnxruntime
+session) and adds what serving needs:
+
+* mapping V2 input tensors to the model's feeds: either one 2-D numeric tensor holding
+  every feature column in signature order (named ``input``), or one tensor per feature
+  column named after it (``[rows]`` or ``[rows, 1]``; ``BYTES`` for strings and
+  categories), whatever layout the ONNX graph itself takes;
+* running a batch of such feeds in one onnxruntime call and splitting the results;
+* the outputs clients get: ``label`` and ``probabilities`` (per class, in ``classes``
+  order) for classifiers, ``prediction`` for regressors;
+* warm-up on load with the version's stored sample (or zeros), so the first request
+  does not pay for onnxruntime's lazy initialisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+
+from bascule.core.errors import BasculeError, InvalidInputError
+from bascule.core.schema import ModelSignature
+from bascule.core.tensors import DATATYPES, OutputTensor, RequestedOutput, Tensor
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from bascule.core.records import ModelVersion
+    from bascule.registry.predictor import OnnxPredictor
+    from bascule.registry.service import RegistryService
+
+__all__ = ["MATRIX_INPUT", "Feeds", "Outputs", "ServedModel", "load_served_model"]
+
+MATRIX_INPUT: Final = "input"
+"""Name of the single 2-D input holding every feature column in order."""
+Feeds = dict[str, np.ndarray]
+"""ONNX input name → array, ready for onnxruntime."""
+Outputs = dict[str, np.ndarray]
+"""Served output name → array, one row per input row."""
+
+_NUMERIC = {k for k in DATATYPES if k not in ("BYTES", "BOOL")}
+_MISSING_TEXT = "nan"  # what the converters feed for a missing category (see registry.profile)
+
+
+class ServedModel:
+    """A model version as the server runs it: V2 tensors in, ``label``/``probabilities`` out.
+
+    Thread-safe: :meth:`run_batch` runs in the batcher's thread while the event loop
+    calls :meth:`feeds` and :meth:`outputs`; none of them mutates the object.
+
+    Args:
+        predictor: The loaded onnxruntime predictor of the version.
+    """
+
+    def __init__(self, predictor: OnnxPredictor) -> None:
+        self._predictor = predictor
+        sig = predictor.signature
+        self._signature = sig
+        self.name = predictor.name
+        self.version = predictor.version
+        self._columns = sig.columns
+        self._column_index = {c.name: i for i, c in enumerate(sig.columns)}
+        self._classes = sig.classes
+        self._classify = sig.task == "classification" and sig.proba_output is not None
+        self._label_strings = bool(self._classes) and isinstance((self._classes or [None])[0], str)
+        self._output_names = ["label", "probabilities"] if self._classify else ["prediction"]
+        self._expected_inputs = (
+            f"one 2-D tensor {MATRIX_INPUT!r} of shape [rows, {len(sig.columns)}] "
+            f"(columns {sig.column_names}) or one tensor per column named "
+            f"{sig.column_names}"
+        )
+
+    # -- description -----------------------------------------------------------------------------
+
+    @property
+    def signature(self) -> ModelSignature:
+        """The version's signature."""
+        return self._signature
+
+    @property
+    def output_names(self) -> list[str]:
+        """Outputs this model returns: ``label`` and ``probabilities``, or ``prediction``."""
+        return list(self._output_names)
+
+    def input_metadata(self) -> list[dict[str, Any]]:
+        """V2 metadata of the inputs: the ONNX graph's own inputs (from the signature)."""
+        return [t.model_dump() for t in self._signature.inputs]
+
+    def output_metadata(self) -> list[dict[str, Any]]:
+        """V2 metadata of the served outputs."""
+        if not self._classify:
+            return [{"name": "prediction", "datatype": "FP32", "shape": [-1]}]
+        label_type = "BYTES" if self._label_strings else "INT64"
+        n = len(self._classes or [])
+        return [
+            {"name": "label", "datatype": label_type, "shape": [-1]},
+            {
+                "name": "probabilities",
+                "datatype": "FP32",
+                "shape": [-1, n],
+                "parameters": {"classes": list(self._classes or [])},
+            },
+        ]
+
+    def parameters(self) -> dict[str, Any]:
+        """bascule's additions to the model metadata: task, classes and feature columns."""
+        return {
+            "task": self._signature.task,
+            "classes": list(self._classes) if self._classes is not None else None,
+            "layout": self._signature.layout,
+            "columns": [c.model_dump() for c in self._columns],
+        }
+
+    # -- requests --------------------------------------------------------------------------------
+
+    def feeds(self, inputs: Sequence[Tensor]) -> Feeds:
+        """Map decoded V2 input tensors to the ONNX feeds.
+
+        Raises:
+            InvalidInputError: unknown or missing inputs, a wrong shape or datatype, rows
+                that differ between inputs, or an empty batch; the message names the input,
+                what was sent and what the model expects.
+        """
+        if len(inputs) == 1 and inputs[0].name == MATRIX_INPUT:
+            return self._from_matrix(inputs[0])
+        unknown = [t.name for t in inputs if t.name not in self._column_index]
+        if unknown:
+            raise InvalidInputError(
+                f"input {unknown[0]!r} is not an input of model '{self.name}' version "
+                f"{self.version}; expected {self._expected_inputs}",
+                field=f"input {unknown[0]!r}",
+                value=unknown,
+                expected=self._expected_inputs,
+            )
+        got = {t.name: t for t in inputs}
+        missing = [c.name for c in self._columns if c.name not in got]
+        if missing:
+            raise InvalidInputError(
+                f"inputs {missing} are missing; model '{self.name}' version {self.version} "
+                f"expects {self._expected_inputs}",
+                field=f"input {missing[0]!r}",
+                value=sorted(got),
+                expected=self._expected_inputs,
+                missing=missing,
+            )
+        columns = [self._column(got[c.name], c.datatype) for c in self._columns]
+        rows = columns[0].shape[0]
+        for tensor, col in zip((got[c.name] for c in self._columns), columns, strict=True):
+            if col.shape[0] != rows:
+                raise InvalidInputError(
+                    f"input {tensor.name!r}: sent {col.shape[0]} rows; expected {rows} rows "
+                    f"like input {self._columns[0].name!r}",
+                    field=f"input {tensor.name!r}",
+                    value=col.shape[0],
+                    expected=f"{rows} rows",
+                )
+        _check_rows(self._columns[0].name, rows)
+        if self._signature.layout == "columns":
+            return {c.name: v.reshape(-1, 1) for c, v in zip(self._columns, columns, strict=True)}
+        spec = self._signature.inputs[0]
+        matrix = np.empty((rows, len(columns)), dtype=DATATYPES[spec.datatype])
+        for j, values in enumerate(columns):
+            matrix[:, j] = values
+        return {spec.name: matrix}
+
+    def _from_matrix(self, tensor: Tensor) -> Feeds:
+        n = len(self._columns)
+        arr = tensor.array
+        if arr.ndim != 2 or arr.shape[1] != n:
+            raise InvalidInputError(
+                f"input {MATRIX_INPUT!r}: sent shape {list(arr.shape)}; expected [rows, {n}] "
+                f"with columns {self._signature.column_names}",
+                field=f"input {MATRIX_INPUT!r}",
+                value=list(arr.shape),
+                expected=f"[rows, {n}]",
+            )
+        if tensor.datatype not in _NUMERIC:
+            raise InvalidInputError(
+                f"input {MATRIX_INPUT!r}: sent datatype {tensor.datatype}; expected FP32 or "
+                "FP64 (send one tensor per column for text columns)",
+                field=f"input {MATRIX_INPUT!r}",
+                value=tensor.datatype,
+                expected="FP32 or FP64",
+            )
+        _check_rows(MATRIX_INPUT, arr.shape[0])
+        if self._signature.layout == "tensor":
+            spec = self._signature.inputs[0]
+            return {spec.name: arr.astype(DATATYPES[spec.datatype], copy=False)}
+        if any(c.datatype == "BYTES" for c in self._columns):
+            text = [c.name for c in self._columns if c.datatype == "BYTES"]
+            raise InvalidInputError(
+                f"input {MATRIX_INPUT!r}: model '{self.name}' has text columns {text}; "
+                f"expected one tensor per column named {self._signature.column_names}",
+                field=f"input {MATRIX_INPUT!r}",
+                expected="one tensor per column",
+            )
+        return {
+            c.name: self._column(Tensor(c.name, tensor.datatype, arr[:, j]), c.datatype).reshape(
+                -1, 1
+            )
+            for j, c in enumerate(self._columns)
+        }
+
+    def _column(self, tensor: Tensor, datatype: str) -> np.ndarray:
+        arr = tensor.array
+        if arr.ndim == 2 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        if arr.ndim != 1:
+            raise InvalidInputError(
+                f"input {tensor.name!r}: sent shape {list(tensor.array.shape)}; expected "
+                "[rows] or [rows, 1]",
+                field=f"input {tensor.name!r}",
+                value=list(tensor.array.shape),
+                expected="[rows] or [rows, 1]",
+            )
+        if datatype == "BYTES":
+            if tensor.datatype != "BYTES":
+                raise InvalidInputError(
+                    f"input {tensor.name!r}: sent datatype {tensor.datatype}; expected BYTES "
+                    "(strings)",
+                    field=f"input {tensor.name!r}",
+                    value=tensor.datatype,
+                    expected="BYTES",
+                )
+            if any(v is None for v in arr):
+                arr = np.array([_MISSING_TEXT if v is None else v for v in arr], dtype=object)
+            return arr
+        if tensor.datatype not in _NUMERIC:
+            raise InvalidInputError(
+                f"input {tensor.name!r}: sent datatype {tensor.datatype}; expected {datatype} "
+                "(numbers)",
+                field=f"input {tensor.name!r}",
+                value=tensor.datatype,
+                expected=datatype,
+            )
+        dtype = DATATYPES[datatype]
+        if dtype.kind in "iu" and arr.dtype.kind == "f":
+            whole = np.isfinite(arr) & (arr == np.round(arr))
+            if not whole.all():
+                row = int(np.flatnonzero(~whole)[0])
+                raise InvalidInputError(
+                    f"input {tensor.name!r}: sent {arr[row].item()!r} at row {row}; expected "
+                    f"{datatype} whole numbers",
+                    field=f"input {tensor.name!r}",
+                    value=arr[row].item(),
+                    expected=f"{datatype} whole numbers",
+                )
+        return arr.astype(dtype, copy=False)
+
+    def columns(self, feeds: Feeds) -> dict[str, np.ndarray]:
+        """The feeds as one 1-D array per feature column (for the prediction log)."""
+        if self._signature.layout == "columns":
+            return {name: arr.reshape(-1) for name, arr in feeds.items()}
+        matrix = feeds[self._signature.inputs[0].name]
+        return {c.name: matrix[:, j] for j, c in enumerate(self._columns)}
+
+    def run_batch(self, items: list[Feeds]) -> list[Outputs | BasculeError]:
+        """Run several requests' feeds in one onnxruntime call; the batcher's ``fn``.
+
+        A batch that onnxruntime rejects is retried request by request, so one bad
+        request fails alone.
+
+        Returns:
+            One result per item, in order: its outputs, or the error it caused.
+        """
+        if len(items) == 1:
+            try:
+                return [self._run(items[0])]
+            except BasculeError as exc:
+                return [exc]
+        try:
+            merged = {k: np.concatenate([it[k] for it in items]) for k in items[0]}
+            out = self._run(merged)
+        except (BasculeError, ValueError):
+            return [r for it in items for r in self.run_batch([it])]
+        results: list[Outputs | BasculeError] = []
+        start = 0
+        for it in items:
+            stop = start + next(iter(it.values())).shape[0]
+            results.append({k: v[start:stop] for k, v in out.items()})
+            start = stop
+        return results
+
+    def _run(self, feeds: Feeds) -> Outputs:
+        sig = self._signature
+        raw = self._predictor.run(feeds)
+        label = np.asarray(raw[sig.label_output])
+        if label.ndim == 2 and label.shape[1] == 1:
+            label = label.ravel()
+        if not self._classify:
+            return {"prediction": label.astype(np.float32, copy=False)}
+        if label.dtype.kind in "iu" and self._label_strings:
+            label = np.asarray(self._classes, dtype=object)[label]
+        elif label.dtype.kind in "iu":
+            label = label.astype(np.int64, copy=False)
+        else:
+            label = label.astype(object, copy=False)
+        proba = np.asarray(raw[sig.proba_output or ""], dtype=np.float32)
+        return {"label": label, "probabilities": proba}
+
+    def outputs(
+        self, result: Outputs, requested: Sequence[RequestedOutput] | None, binary: bool
+    ) -> list[OutputTensor]:
+        """The V2 output tensors a request asked for.
+
+        Raises:
+            InvalidInputError: an output name the model does not return.
+        """
+        if requested is None:
+            return [
+                OutputTensor(name, _datatype(result[name]), result[name], binary)
+                for name in self._output_names
+            ]
+        self.check_requested(requested)
+        tensors = []
+        for want in requested:
+            array = result[want.name]
+            tensors.append(OutputTensor(want.name, _datatype(array), array, want.binary or binary))
+        return tensors
+
+    def check_requested(self, requested: Sequence[RequestedOutput] | None) -> None:
+        """Check that the model returns every requested output (before running it).
+
+        Raises:
+            InvalidInputError: an output name the model does not return.
+        """
+        for want in requested or ():
+            if want.name not in self._output_names:
+                raise InvalidInputError(
+                    f"output {want.name!r} is not an output of model '{self.name}'; expected "
+                    f"one of {self._output_names}",
+                    field=f"output {want.name!r}",
+                    value=want.name,
+                    expected=str(self._output_names),
+                )
+
+    # -- warm-up ---------------------------------------------------------------------------------
+
+    def warm_up(self, sample: pd.DataFrame | None, *, max_rows: int = 64) -> None:
+        """Run the model on one row and on ``max_rows`` rows, and check what comes out.
+
+        Raises:
+            InvalidInputError: the model fails on its sample, or returns the wrong number of
+                rows or non-finite probabilities.
+        """
+        for rows in sorted({1, max(1, max_rows)}):
+            feeds = self._warm_feeds(sample, rows)
+            n = next(iter(feeds.values())).shape[0]
+            out = self._run(feeds)
+            for name, arr in out.items():
+                if arr.shape[0] != n:
+                    raise InvalidInputError(
+                        f"warm-up of model '{self.name}' version {self.version}: output "
+                        f"{name!r} has {arr.shape[0]} rows for {n} input rows",
+                        field=name,
+                    )
+            proba = out.get("probabilities")
+            if proba is not None and not np.isfinite(proba).all():
+                raise InvalidInputError(
+                    f"warm-up of model '{self.name}' version {self.version}: probabilities "
+                    "are not finite",
+                    field="probabilities",
+                )
+
+    def _warm_feeds(self, sample: pd.DataFrame | None, rows: int) -> Feeds:
+        if sample is not None and len(sample):
+            reps = -(-rows // len(sample))
+            frame = sample if reps == 1 else sample.iloc[np.tile(np.arange(len(sample)), reps)]
+            return self._predictor.to_feeds(frame.iloc[:rows])
+        feeds: Feeds = {}
+        for spec in self._signature.inputs:
+            shape = [rows if d < 0 else d for d in spec.shape] or [rows]
+            shape[0] = rows
+            if spec.datatype == "BYTES":
+                feeds[spec.name] = np.full(shape, _MISSING_TEXT, dtype=object)
+            else:
+                feeds[spec.name] = np.zeros(shape, dtype=DATATYPES[spec.datatype])
+        return feeds
+
+
+def _datatype(array: np.ndarray) -> str:
+    return "BYTES" if array.dtype.kind in "OUS" else _DTYPE_NAMES[array.dtype]
+
+
+_DTYPE_NAMES: Final = {v: k for k, v in DATATYPES.items()}
+
+
+def _check_rows(name: str, rows: int) -> None:
+    if rows < 1:
+        raise InvalidInputError(
+            f"input {name!r}: sent an empty batch (0 rows); expected at least one row",
+            field=f"input {name!r}",
+            value=0,
+            expected="at least one row",
+        )
+
+
+def load_served_model(
+    registry: RegistryService,
+    mv: ModelVersion,
+    *,
+    intra_op_threads: int = 1,
+    warm_rows: int = 64,
+) -> ServedModel:
+    """Load a registered version with onnxruntime and warm it up (blocking; run off the loop).
+
+    Args:
+        registry: Where the version's ONNX bytes and sample are read from.
+        mv: The version to load.
+        intra_op_threads: onnxruntime threads inside one operator.
+        warm_rows: Rows of the larger warm-up batch (the batcher's largest batch).
+
+    Returns:
+        The warmed model.
+
+    Raises:
+        IntegrityError: the stored bytes are corrupted.
+        NotFoundError: a blob is missing.
+        InvalidInputError: onnxruntime cannot load the model, or warm-up fails.
+    """
+    from bascule.registry.predictor import OnnxPredictor
+
+    blob = registry.model_bytes(mv)
+    signature = ModelSignature.model_validate(mv.signature)
+    predictor = OnnxPredictor(
+        blob, signature, name=mv.name, version=mv.version, intra_op_threads=intra_op_threads
+    )
+    sample = registry.reference_sample(mv) if mv.sample_digest else None
+    model = ServedModel(predictor)
+    model.warm_up(sample, max_rows=warm_rows)
+    return model
