@@ -37,6 +37,7 @@ __all__ = [
     "Finding",
     "Histogram",
     "MultivariateDrift",
+    "clean_json",
     "drift_report",
 ]
 
@@ -50,6 +51,7 @@ FINDING_CODES: Mapping[str, tuple[Severity, str]] = {
     "reference_all_missing": ("warning", "the reference has no values for the column"),
     "unsupported_dtype": ("warning", "the column's dtype (dates, durations…) is not tested"),
     "constant_reference": ("info", "the reference column holds one value; auto uses KS"),
+    "constant_current": ("warning", "the column is stuck at one value; the reference varied"),
     "non_finite": ("warning", "±infinity in the column; those values are left out of tests"),
     "type_error": ("error", "values of the wrong type (text in a numeric column)"),
     "unseen_categories": ("warning", "current values that the reference never saw"),
@@ -59,7 +61,8 @@ FINDING_CODES: Mapping[str, tuple[Severity, str]] = {
     "out_of_range": ("warning", "values outside the reference's [min, max]"),
     "schema_mismatch": ("error", "columns added or missing versus the model signature"),
     "multivariate_skipped": ("info", "the domain classifier did not run (reason given)"),
-    "unknown_labels": ("error", "labels outside the model's classes, or missing"),
+    "unknown_labels": ("warning", "labels that are not classes of the model (or not numbers)"),
+    "no_labels": ("info", "no label column yet: only estimated performance"),
     "concept_drift_suspected": (
         "warning",
         "realised performance left the estimate while the inputs did not drift",
@@ -74,12 +77,12 @@ DATASET_RULE = (
 )
 
 
-def _clean(value: Any) -> Any:
+def clean_json(value: Any) -> Any:
     """JSON-safe: NaN and infinity become None, tuples lists, numpy scalars Python ones."""
     if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): clean_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [clean_json(v) for v in value]
     if hasattr(value, "item") and not isinstance(value, str | bytes):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -108,7 +111,7 @@ class Finding:
             "severity": self.severity,
             "column": self.column,
             "message": self.message,
-            "details": _clean(self.details),
+            "details": clean_json(self.details),
         }
 
 
@@ -144,7 +147,7 @@ class FeatureDrift:
         out = asdict(self)
         if not histogram:
             out.pop("histogram")
-        return dict(_clean(out))
+        return dict(clean_json(out))
 
 
 _FRAME_COLUMNS = [
@@ -220,7 +223,7 @@ class MultivariateDrift:
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(_clean(asdict(self)))
+        return dict(clean_json(asdict(self)))
 
 
 @dataclass(frozen=True)
