@@ -15,7 +15,6 @@ returns them as one JSON reply (parsing one string is much cheaper than a thousa
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -29,6 +28,7 @@ from bascule.store.online.base import ONLINE_DTYPES, OnlineRow, check_columns, c
 __all__ = ["RedisOnlineStore"]
 
 _WRITE_CHUNK = 1000
+_IN_FLIGHT = 8
 _SCAN_COUNT = 1000
 
 # KEYS: entity hashes. ARGV: n features, their names, then per key: ts, n values.
@@ -63,16 +63,6 @@ return cjson.encode(out)
 """
 
 
-def _enc_float(v: Any) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return ""
-    return repr(float(v))
-
-
-def _enc_int(v: Any) -> str:
-    return "" if v is None else str(int(v))
-
-
 def _enc_bool(v: Any) -> str:
     if v is None:
         return ""
@@ -104,12 +94,35 @@ def _dec_str(v: str | None) -> str | None:
     return v[1:] if v else None
 
 
+def _resp(args: Sequence[bytes]) -> bytes:
+    """One command in the Redis protocol (RESP), packed in one pass."""
+    parts = [b"*%d\r\n" % len(args)]
+    parts.extend(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+    return b"".join(parts)
+
+
+def _encode_column(dtype: str, values: Sequence[Any]) -> list[str]:
+    """Encode a column of values; numbers through Arrow's shortest round-trip text.
+
+    Raises:
+        InvalidInputError: a value does not fit the feature's type.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if dtype in ("bool", "string"):
+        return list(map(_ENCODERS[dtype], values))
+    arrow_type = pa.float64() if dtype.startswith("float") else pa.int64()
+    try:
+        arr = pa.array(values, type=arrow_type, from_pandas=True)  # NaN → null
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+        raise InvalidInputError(f"values do not fit type {dtype}: {exc}") from exc
+    encoded: list[str] = pc.fill_null(pc.cast(arr, pa.string()), "").to_pylist()
+    return encoded
+
+
 _ENCODERS: dict[str, Callable[[Any], str]] = {
     "bool": _enc_bool,
-    "float32": _enc_float,
-    "float64": _enc_float,
-    "int32": _enc_int,
-    "int64": _enc_int,
     "string": _enc_str,
 }
 _DECODERS: dict[str, Callable[[str | None], Any]] = {
@@ -226,21 +239,55 @@ class RedisOnlineStore:
                 f"online table {table!r} has no feature(s) {missing}; "
                 f"it has {sorted(k for k in schema if k)}"
             )
-        encoders = [_ENCODERS[schema[f]] for f in features]
-        encoded = [list(map(enc, col)) for enc, col in zip(encoders, columns, strict=True)]
-        head = [str(len(features)), *features]
-        try:
-            for start in range(0, len(keys), _WRITE_CHUNK):
-                stop = min(start + _WRITE_CHUNK, len(keys))
-                argv: list[str] = list(head)
-                for j in range(start, stop):
-                    argv.append(str(int(event_ms[j])))
-                    argv.extend(col[j] for col in encoded)
-                hkeys = [self._key(table, k) for k in keys[start:stop]]
-                self._script(keys=hkeys, args=argv)
-        except RedisError as exc:
-            raise self._fail(f"writing {len(keys)} row(s) to {table!r}", exc) from exc
+        encoded = [_encode_column(schema[f], col) for f, col in zip(features, columns, strict=True)]
+        head = [
+            b"EVALSHA",
+            self._write_sha(),
+            b"",
+            *(f.encode() for f in (str(len(features)), *features)),
+        ]
+        commands: list[bytes] = []
+        for start in range(0, len(keys), _WRITE_CHUNK):
+            stop = min(start + _WRITE_CHUNK, len(keys))
+            args: list[bytes] = [self._key(table, k).encode() for k in keys[start:stop]]
+            head[2] = str(stop - start).encode()
+            tail: list[bytes] = []
+            for j in range(start, stop):
+                tail.append(str(int(event_ms[j])).encode())
+                tail.extend(col[j].encode() for col in encoded)
+            commands.append(_resp([*head[:3], *args, *head[3:], *tail]))
+        self._send(commands, f"writing {len(keys)} row(s) to {table!r}")
         return len(keys)
+
+    def _write_sha(self) -> bytes:
+        """Load the write script (cheap when cached) and return its sha."""
+        try:
+            sha = self._client.script_load(_WRITE_LUA)
+        except RedisError as exc:
+            raise self._fail("loading the write script", exc) from exc
+        return str(sha).encode()
+
+    def _send(self, commands: Sequence[bytes], action: str) -> None:
+        """Send pre-packed commands, a few in flight at a time, and check every reply."""
+        pool = self._client.connection_pool
+        try:
+            conn: Any = pool.get_connection()
+        except (RedisError, OSError) as exc:
+            raise self._fail(action, exc) from exc
+        try:
+            for start in range(0, len(commands), _IN_FLIGHT):
+                group = commands[start : start + _IN_FLIGHT]
+                conn.send_packed_command(list(group))
+                for _ in group:
+                    conn.read_response()
+        except (RedisError, OSError) as exc:
+            conn.disconnect()
+            raise self._fail(action, exc) from exc
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
 
     def read(
         self, table: str, keys: Sequence[str], features: Sequence[str]
