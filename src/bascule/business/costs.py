@@ -41,6 +41,7 @@ class BusinessCost:
     """``net_cost`` per 1,000 predictions (NaN for no predictions)."""
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict."""
         return asdict(self)
 
 

@@ -159,7 +159,11 @@ class DriftDetector:
         return {k: getattr(self, k) for k in ("method", "threshold", "alpha", "categorical")}
 
     def set_params(self, **params: Any) -> Self:
-        """Set constructor parameters (a fitted detector must be fitted again)."""
+        """Set constructor parameters (a fitted detector must be fitted again).
+
+        Raises:
+            InvalidInputError: A name is not a constructor parameter.
+        """
         for key, value in params.items():
             if key not in self.get_params():
                 raise InvalidInputError.for_field("parameter", key, str(list(self.get_params())))

@@ -189,6 +189,9 @@ def ks(reference: ColumnReference, current: Observation) -> DriftScore:
 
     The CDFs are compared at the reference's quantile grid (1,001 points when fitted from
     data, 101 from a registry profile), so D is exact up to that resolution.
+
+    Raises:
+        InvalidInputError: The column is categorical.
     """
     ref, obs = _numeric(reference, current, "ks")
     d, p = _ks_from(obs, ref)
@@ -203,6 +206,9 @@ def wasserstein(reference: ColumnReference, current: Observation) -> DriftScore:
     trapezoidal between quantiles) plus the exact tails beyond the reference range. A
     constant reference (std 0) is not normalised. The p-value is the KS p-value of the
     same CDFs (Wasserstein has no closed-form null distribution).
+
+    Raises:
+        InvalidInputError: The column is categorical.
     """
     ref, obs = _numeric(reference, current, "wasserstein")
     if obs.n == 0 or ref.count == 0:
@@ -276,6 +282,9 @@ def chisquare(reference: ColumnReference, current: Observation) -> DriftScore:
     The statistic is Pearson's chi2 with K-1 degrees of freedom; the effect size is
     Cohen's ``w = sqrt(chi2 · (n + m) / (n · m))`` (0.1 small, 0.3 medium, 0.5 large),
     which does not grow with the window size the way chi2 does.
+
+    Raises:
+        InvalidInputError: The column is numeric.
     """
     if not isinstance(reference, CategoricalReference):
         raise InvalidInputError.for_field("method", "chisquare", "a test for numeric columns")

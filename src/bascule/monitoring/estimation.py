@@ -101,6 +101,7 @@ class CBPE:
         self.calibrate = calibrate
 
     def get_params(self) -> dict[str, Any]:
+        """The constructor parameters."""
         return {"calibrate": self.calibrate}
 
     def fit(self, proba: np.ndarray, labels: np.ndarray) -> Self:
@@ -126,7 +127,11 @@ class CBPE:
         return self
 
     def calibrated(self, proba: np.ndarray) -> np.ndarray:
-        """The calibrated probabilities of ``proba`` (rows sum to 1)."""
+        """The calibrated probabilities of ``proba`` (rows sum to 1).
+
+        Raises:
+            NotReadyError: ``fit`` was not called.
+        """
         if not hasattr(self, "knots_"):
             raise NotReadyError("CBPE is not fitted yet; call fit(proba, labels) first.")
         out = np.array(proba, dtype=float)
@@ -198,7 +203,11 @@ def estimate_performance(
 
 
 def as_proba(scores: Any, name: str) -> np.ndarray:
-    """Scores as an ``(n, k)`` probability matrix (a 1-D array is the positive class)."""
+    """Scores as an ``(n, k)`` probability matrix (a 1-D array is the positive class).
+
+    Raises:
+        InvalidInputError: Not 1-D or 2-D with at least two columns, or not finite.
+    """
     arr = np.asarray(scores, dtype=float)
     if arr.ndim == 1:
         arr = np.column_stack([1.0 - arr, arr])

@@ -109,6 +109,7 @@ class PerformanceReport:
 
     @property
     def concept_drift_suspected(self) -> bool:
+        """Whether any window (or segment) is flagged."""
         return any(r.get("concept_drift_suspected") for r in self.rows)
 
     def to_frame(self) -> pd.DataFrame:
@@ -117,6 +118,7 @@ class PerformanceReport:
         return pd.DataFrame(list(self.rows))
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-serializable dict."""
         return {
             "task": self.task,
             "assumption": self.assumption,

@@ -67,6 +67,7 @@ class QualityReport:
 
     @property
     def has_errors(self) -> bool:
+        """Whether a finding has severity ``error``."""
         return any(f.severity == "error" for f in self.findings)
 
     def to_frame(self) -> pd.DataFrame:
@@ -75,6 +76,7 @@ class QualityReport:
         return pd.DataFrame([asdict(c) for c in self.columns], columns=names)
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-serializable dict."""
         return {
             "rows": self.rows,
             "missing_columns": list(self.missing_columns),

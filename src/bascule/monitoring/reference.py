@@ -177,6 +177,7 @@ class NumericReference:
 
     @property
     def constant(self) -> bool:
+        """Whether the reference holds a single value."""
         return self.count > 0 and self.grid.size == 1
 
     def observe(self, values: np.ndarray) -> NumericObservation:
@@ -277,6 +278,7 @@ class CategoricalReference:
 
     @property
     def constant(self) -> bool:
+        """Whether the reference holds a single category."""
         return len(self.categories) == 1 and self.other == 0
 
     def observe(self, counts: Mapping[str, int]) -> CategoricalObservation:
@@ -344,6 +346,7 @@ class ReferenceSummary:
 
     @property
     def names(self) -> list[str]:
+        """The summarised columns, in reference order."""
         return list(self.columns)
 
     def select(self, names: Iterable[str], *, unsupported: bool = False) -> ReferenceSummary:

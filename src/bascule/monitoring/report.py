@@ -106,6 +106,7 @@ class Finding:
         return cls(code, FINDING_CODES[code][0], message, column, details)
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-serializable dict."""
         return {
             "code": self.code,
             "severity": self.severity,
@@ -144,6 +145,7 @@ class FeatureDrift:
     note: str = ""
 
     def to_dict(self, *, histogram: bool = False) -> dict[str, Any]:
+        """A JSON-serializable dict; the plot data only when ``histogram`` is true."""
         out = asdict(self)
         if not histogram:
             out.pop("histogram")
@@ -186,10 +188,12 @@ class DriftResult:
 
     @property
     def drifted_features(self) -> list[str]:
+        """Names of the columns that drifted, in column order."""
         return [f.column for f in self.features if f.drifted]
 
     @property
     def drifted(self) -> bool:
+        """Whether any column drifted."""
         return any(f.drifted for f in self.features)
 
     def to_frame(self) -> pd.DataFrame:
@@ -197,6 +201,7 @@ class DriftResult:
         return _frame([{"role": "feature", **f.to_dict()} for f in self.features])
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-serializable dict."""
         return {
             "n_reference": self.n_reference,
             "n_current": self.n_current,
@@ -223,6 +228,7 @@ class MultivariateDrift:
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-serializable dict."""
         return dict(clean_json(asdict(self)))
 
 
@@ -290,6 +296,7 @@ class DriftReport:
         }
 
     def to_json(self) -> str:
+        """:meth:`to_dict` as strict JSON text."""
         return json.dumps(self.to_dict(), allow_nan=False)
 
     def to_html(self, path: str | Path) -> Path:
@@ -349,7 +356,7 @@ def drift_report(
             of range.
     """
     from bascule.monitoring.detectors import DriftDetector, as_frame
-    from bascule.monitoring.multivariate import DomainClassifierDetector
+    from bascule.monitoring.multivariate import MIN_ROWS, DomainClassifierDetector
     from bascule.monitoring.reference import ReferenceSummary
 
     frame = as_frame(current, "current")
@@ -395,16 +402,19 @@ def drift_report(
     multi: MultivariateDrift | None = None
     tested = [f.column for f in result.features if f.tested]
     if multivariate and len(frame) > 0:
+        why = ""
         if summary.sample is None:
-            msg = "The reference keeps no sample rows (a profile alone); no domain classifier."
-            findings.append(Finding.of("multivariate_skipped", msg))
-        elif tested:
+            why = "the reference keeps no sample rows (a profile alone)"
+        elif len(summary.sample) < MIN_ROWS:
+            why = f"the reference sample has fewer than {MIN_ROWS} rows"
+        elif not tested:
+            why = "no feature could be tested"
+        else:
             detector = DomainClassifierDetector(threshold=auc_threshold, random_state=random_state)
             multi = detector.fit(summary.select(features)).test(frame[tested])
-            if multi.auc is None:
-                findings.append(
-                    Finding.of("multivariate_skipped", f"Domain classifier: {multi.note}.")
-                )
+            why = "" if multi.auc is not None else multi.note
+        if why:
+            findings.append(Finding.of("multivariate_skipped", f"No domain classifier: {why}."))
     drifted = result.drifted_features
     reasons = []
     if len(drifted) >= min_drifted:

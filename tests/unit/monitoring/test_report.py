@@ -158,3 +158,22 @@ def test_to_html_writes_a_self_contained_file(reference, make_frame, tmp_path) -
     assert "<script>" not in text
     assert not re.search(r"(src|href)=[\"']?(https?:)?//", text)
     assert "Dataset drift detected" in text
+
+
+def test_a_tiny_reference_skips_the_classifier_with_a_finding(reference, make_frame) -> None:
+    report = drift_report(reference.iloc[:10], make_frame(500, seed=1))
+
+    assert report.multivariate is None
+    assert "multivariate_skipped" in codes(report)
+
+
+def test_html_plots_are_well_formed_svg(reference, make_frame, tmp_path) -> None:
+    from xml.etree import ElementTree
+
+    current = make_frame(3000, seed=2, shift=0.5, plan=(0.2, 0.3, 0.5))
+    text = drift_report(reference, current).to_html(tmp_path / "r.html").read_text()
+    plots = re.findall(r"<svg.*?</svg>", text, flags=re.DOTALL)
+
+    assert 3 == len(plots)
+    for svg in plots:
+        assert ElementTree.fromstring(svg).tag.endswith("svg")  # noqa: S314 - our own output
