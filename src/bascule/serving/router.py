@@ -23,7 +23,6 @@ from bascule.core.errors import InvalidInputError
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
-    "PINNED",
     "SHADOW",
     "CanarySplit",
     "Policy",
@@ -33,13 +32,11 @@ __all__ = [
 log = logging.getLogger("bascule.serving")
 
 CHAMPION: Final = "champion"
-"""Route of a request answered by the champion."""
+"""Route of a request answered by the champion (or naming the champion's version)."""
 CHALLENGER: Final = "challenger"
-"""Route of a request answered by the challenger (canary)."""
+"""Route of a request answered by the challenger (canary, or naming its version)."""
 SHADOW: Final = "shadow"
 """Route of a shadow copy answered by the challenger (the client never sees it)."""
-PINNED: Final = "version"
-"""Route of a request that named the version to answer it (``/versions/{v}/infer``)."""
 
 _SCALE: Final = 2**64
 
@@ -58,8 +55,8 @@ class Policy:
 
     @property
     def name(self) -> str:
-        """The policy as recorded in the prediction log: ``single``, ``canary``, ``shadow``."""
-        return self.mode or "single"
+        """The policy as recorded in the prediction log: ``canary``, ``shadow`` or ``""``."""
+        return self.mode or ""
 
 
 class CanarySplit:

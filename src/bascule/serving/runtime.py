@@ -67,6 +67,7 @@ class ServedModel:
         self._classify = sig.task == "classification" and sig.proba_output is not None
         self._label_strings = bool(self._classes) and isinstance((self._classes or [None])[0], str)
         self._output_names = ["label", "probabilities"] if self._classify else ["prediction"]
+        self._proba_columns = [f"proba_{c}" for c in self._classes or []]
         self._expected_inputs = (
             f"one 2-D tensor {MATRIX_INPUT!r} of shape [rows, {len(sig.columns)}] "
             f"(columns {sig.column_names}) or one tensor per column named "
@@ -256,6 +257,20 @@ class ServedModel:
             return {name: arr.reshape(-1) for name, arr in feeds.items()}
         matrix = feeds[self._signature.inputs[0].name]
         return {c.name: matrix[:, j] for j, c in enumerate(self._columns)}
+
+    def log_outputs(self, result: Outputs) -> dict[str, np.ndarray]:
+        """The outputs as one 1-D array per column (for the prediction log): ``label`` and
+        ``proba_<class>`` per class, or ``prediction`` (``prediction_<i>`` when 2-D)."""
+        if not self._classify:
+            pred = result["prediction"]
+            if pred.ndim == 1:
+                return {"prediction": pred}
+            return {f"prediction_{i}": pred[:, i] for i in range(pred.shape[1])}
+        proba = result["probabilities"]
+        out = {"label": result["label"]}
+        for j, name in enumerate(self._proba_columns):
+            out[name] = proba[:, j]
+        return out
 
     def run_batch(self, items: list[Feeds]) -> list[Outputs | BasculeError]:
         """Run several requests' feeds in one onnxruntime call; the batcher's ``fn``.

@@ -52,7 +52,7 @@ def test_canary_percent_out_of_range_is_refused(percent: float) -> None:
 
 
 def test_policy_names_are_what_the_prediction_log_records() -> None:
-    assert "single" == Policy().name
+    assert "" == Policy().name
     assert "canary" == Policy("canary", 5).name
     assert "shadow" == Policy("shadow").name
 

@@ -1,0 +1,461 @@
+"""DataPlane: the Open Inference Protocol v2 logic, independent of any transport.
+
+REST routes (``bascule.http.inference``) and a future gRPC servicer only translate payloads
+and call it: liveness, readiness, server and model metadata, and inference on parsed
+requests (plain dicts from JSON plus the binary part of the body, or a
+:class:`~bascule.core.tensors.ParsedRequest` built from numpy arrays).
+
+An inference request goes: model lookup → V2 decoding → route (champion, canary
+challenger, or the version the request names) → feeds checked against that version's
+signature → the version's adaptive batcher → outputs. Each answer is appended to the
+prediction log (never blocking) with its request id, version, route and policy; in shadow
+mode a copy is offered to the challenger through a bounded queue after the answer is ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from bascule._version import __version__
+from bascule.core.clock import Clock
+from bascule.core.errors import (
+    BasculeError,
+    InvalidInputError,
+    ModelNotFoundError,
+    NotReadyError,
+    OverloadedError,
+    VersionNotFoundError,
+)
+from bascule.core.refs import ModelRef
+from bascule.core.tensors import OutputTensor, ParsedRequest, parse_request
+from bascule.serving.manager import LoadedVersion, ModelManager, ModelSlot
+from bascule.serving.observer import NullObserver, ServingObserver
+from bascule.serving.router import (
+    CHALLENGER,
+    CHAMPION,
+    SHADOW,
+    CanarySplit,
+    Policy,
+    ShadowQueue,
+)
+from bascule.serving.runtime import Outputs
+from bascule.store.predictions import PredictionRecord
+
+__all__ = ["DataPlane", "InferResult", "ModelSpec", "PredictionSink"]
+
+PLATFORM: Final = "onnxruntime_onnx"
+_SINGLE: Final = Policy()
+EXTENSIONS: Final = ["binary_tensor_data"]
+
+
+class PredictionSink(Protocol):
+    """Where answered requests are recorded (``bascule.store.predictions.PredictionLog``)."""
+
+    @property
+    def written_rows(self) -> int:
+        """Rows written so far."""
+        ...
+
+    @property
+    def dropped_rows(self) -> int:
+        """Rows dropped because the buffer was full."""
+        ...
+
+    @property
+    def buffered_rows(self) -> int:
+        """Rows waiting to be written."""
+        ...
+
+    def append(self, record: PredictionRecord) -> bool:
+        """Record one answer without blocking; False when it had to be dropped."""
+        ...
+
+    def start(self) -> None:
+        """Start writing in the background."""
+        ...
+
+    def close(self) -> None:
+        """Write everything buffered and stop (blocking)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the server serves under one model name.
+
+    Attributes:
+        ref: The champion (``fraud@champion``, ``fraud:3`` or ``fraud``).
+        challenger: The challenger reference, if any.
+        policy: How traffic is shared with the challenger.
+        shadow_queue: Shadow copies waiting at most (shadow mode).
+    """
+
+    ref: ModelRef
+    challenger: ModelRef | None = None
+    policy: Policy = _SINGLE
+    shadow_queue: int = 1024
+
+
+@dataclass(slots=True)
+class InferResult:
+    """The answer to an inference request, before encoding."""
+
+    model_name: str
+    model_version: str
+    id: str
+    outputs: list[OutputTensor]
+    route: str
+    policy: str
+
+    def head(self) -> dict[str, Any]:
+        """The V2 response fields other than ``outputs``."""
+        parameters = {"route": self.route}
+        if self.policy:
+            parameters["policy"] = self.policy
+        return {
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "id": self.id,
+            "parameters": parameters,
+        }
+
+
+@dataclass(eq=False)
+class _Entry:
+    name: str
+    champion: ModelSlot
+    challenger: ModelSlot | None
+    policy: Policy
+    split: CanarySplit | None
+    shadow: ShadowQueue | None
+
+    def slots(self) -> list[ModelSlot]:
+        return [self.champion] if self.challenger is None else [self.champion, self.challenger]
+
+    def pinned(self, version: str) -> tuple[LoadedVersion, str]:
+        for slot, route in zip(self.slots(), (CHAMPION, CHALLENGER), strict=False):
+            current = slot.current
+            if current is not None and str(current.version) == version:
+                return current, route
+        if not all(s.ready for s in self.slots()):
+            raise NotReadyError(
+                f"model {self.name!r} is not ready; version {version!r} may be served once "
+                "loading finishes",
+                model=self.name,
+            )
+        served = [str(s.current.version) for s in self.slots() if s.current is not None]
+        raise VersionNotFoundError(
+            version, available=served, model=self.name, hint="versions this server serves"
+        )
+
+
+class DataPlane:
+    """Live, ready, metadata and infer for the served models.
+
+    Args:
+        manager: Loads the versions and follows alias moves.
+        specs: The models to serve (one per model name).
+        clock: Timestamps and latencies of logged predictions.
+        prediction_log: Where answers are recorded; None records nothing.
+        observer: Receives rejections and shadow outcomes (batches and model events go
+            through the manager).
+
+    Raises:
+        ConfigError: two specs serve the same model name.
+    """
+
+    def __init__(
+        self,
+        manager: ModelManager,
+        specs: list[ModelSpec],
+        *,
+        clock: Clock,
+        prediction_log: PredictionSink | None = None,
+        observer: ServingObserver | None = None,
+    ) -> None:
+        from bascule.core.errors import ConfigError
+
+        self._manager = manager
+        self._clock = clock
+        self._log = prediction_log
+        self._observer: ServingObserver = observer or NullObserver()
+        self._entries: dict[str, _Entry] = {}
+        for spec in specs:
+            name = spec.ref.name
+            if name in self._entries:
+                raise ConfigError(
+                    f"model {name!r} is served twice ({self._entries[name].champion.ref} and "
+                    f"{spec.ref}); serve each model name once, with --challenger for a second "
+                    "version",
+                    model=name,
+                )
+            policy = spec.policy if spec.challenger is not None else _SINGLE
+            self._entries[name] = _Entry(
+                name=name,
+                champion=manager.add(spec.ref),
+                challenger=manager.add(spec.challenger) if spec.challenger else None,
+                policy=policy,
+                split=CanarySplit(policy.percent) if policy.mode == "canary" else None,
+                shadow=ShadowQueue(maxsize=spec.shadow_queue) if policy.mode == "shadow" else None,
+            )
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load every served version (failures are reported by readiness), then follow aliases."""
+        if self._log is not None:
+            self._log.start()
+        for entry in self._entries.values():
+            if entry.shadow is not None:
+                entry.shadow.start()
+        await self._manager.load_all()
+        self._manager.start()
+
+    async def close(self) -> None:
+        """Finish shadow copies, drain and close the batchers, flush the prediction log."""
+        for entry in self._entries.values():
+            if entry.shadow is not None:
+                await entry.shadow.close()
+        await self._manager.close()
+        if self._log is not None:
+            await asyncio.to_thread(self._log.close)
+
+    # -- health and metadata ---------------------------------------------------------------------
+
+    @property
+    def manager(self) -> ModelManager:
+        """The model manager (for ``poll_once`` and load statistics)."""
+        return self._manager
+
+    @property
+    def model_names(self) -> list[str]:
+        """Served model names."""
+        return sorted(self._entries)
+
+    def live(self) -> bool:
+        """The process is up and its event loop answers."""
+        return True
+
+    def ready(self) -> bool:
+        """Every served reference has a warmed version."""
+        return self._manager.ready
+
+    def server_metadata(self) -> dict[str, Any]:
+        """``GET /v2``."""
+        return {"name": "bascule", "version": __version__, "extensions": list(EXTENSIONS)}
+
+    def _entry(self, name: str) -> _Entry:
+        entry = self._entries.get(name)
+        if entry is None:
+            raise ModelNotFoundError(name, available=self.model_names)
+        return entry
+
+    def is_served(self, name: str) -> bool:
+        """Whether ``name`` is a served model (cheap; for metric labels)."""
+        return name in self._entries
+
+    def model_ready(self, name: str, version: str | None = None) -> bool:
+        """Whether the model (or that version of it) is ready.
+
+        Raises:
+            ModelNotFoundError: the model is not served.
+            VersionNotFoundError: the version is not served (once every version is loaded).
+        """
+        entry = self._entry(name)
+        if version is None:
+            return entry.champion.ready
+        try:
+            entry.pinned(version)
+        except NotReadyError:
+            return False
+        return True
+
+    def model_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
+        """``GET /v2/models/{name}[/versions/{v}]``: inputs and outputs from the signature.
+
+        Raises:
+            ModelNotFoundError, VersionNotFoundError, NotReadyError.
+        """
+        entry = self._entry(name)
+        loaded = entry.pinned(version)[0] if version is not None else entry.champion.require()
+        model = loaded.model
+        served = [str(s.current.version) for s in entry.slots() if s.current is not None]
+        parameters = model.parameters()
+        parameters["policy"] = entry.policy.name or None
+        parameters["refs"] = [str(s.ref) for s in entry.slots()]
+        if entry.policy.mode == "canary":
+            parameters["canary_percent"] = entry.policy.percent
+        return {
+            "name": name,
+            "versions": sorted(set(served), key=int),
+            "platform": PLATFORM,
+            "inputs": model.input_metadata(),
+            "outputs": model.output_metadata(),
+            "parameters": parameters,
+        }
+
+    def model_status(self) -> list[dict[str, Any]]:
+        """Per served reference: version answering, readiness and the last load error."""
+        return [
+            {
+                "ref": str(slot.ref),
+                "version": slot.current.version if slot.current else None,
+                "ready": slot.ready,
+                "last_error": slot.last_error,
+            }
+            for slot in self._manager.slots()
+        ]
+
+    # -- inference -------------------------------------------------------------------------------
+
+    async def infer(
+        self,
+        name: str,
+        version: str | None,
+        request: Mapping[str, Any] | ParsedRequest,
+        *,
+        request_id: str,
+        binary: memoryview | None = None,
+    ) -> InferResult:
+        """Answer one inference request.
+
+        Args:
+            name: Model name.
+            version: The version the request names, or None to let the policy route it.
+            request: The parsed JSON body, or an already decoded request.
+            request_id: The transport's request id (logged; the answer's ``id`` unless the
+                request carries one).
+            binary: The binary part of the body (binary tensor data extension).
+
+        Returns:
+            The outputs, the version that answered, the route and the policy.
+
+        Raises:
+            ModelNotFoundError, VersionNotFoundError: not served (404).
+            InvalidInputError: the request or its tensors are wrong (400).
+            NotReadyError: nothing loaded yet (503).
+            OverloadedError: the version's queue is full (503 with Retry-After).
+        """
+        started = self._clock.monotonic()
+        entry = self._entry(name)
+        parsed = request if isinstance(request, ParsedRequest) else parse_request(request, binary)
+        route = CHAMPION
+        loaded: LoadedVersion | None = None
+        feeds = None
+        if version is not None:
+            loaded, route = entry.pinned(version)
+        elif (
+            entry.split is not None
+            and entry.challenger is not None
+            and entry.split.to_challenger(request_id)
+        ):
+            candidate = entry.challenger.current
+            if candidate is not None:
+                try:
+                    feeds = candidate.model.feeds(parsed.inputs)
+                    loaded, route = candidate, CHALLENGER
+                except InvalidInputError:
+                    feeds = None  # the champion answers what the challenger cannot read
+        if loaded is None:
+            loaded = entry.champion.current
+            if loaded is None:
+                self._observer.rejected(name, "not_ready")
+                loaded = entry.champion.require()
+        model = loaded.model
+        if feeds is None:
+            feeds = model.feeds(parsed.inputs)
+        model.check_requested(parsed.outputs)
+        try:
+            result = await loaded.run(feeds)
+        except OverloadedError:
+            self._observer.rejected(name, "queue_full")
+            raise
+        outputs = model.outputs(result, parsed.outputs, parsed.binary_output)
+        answer_id = parsed.id or request_id
+        if self._log is not None:
+            self._record(request_id, loaded, feeds, result, started, route, entry.policy.name)
+        if entry.shadow is not None and route != CHALLENGER:
+            self._offer_shadow(entry, parsed, request_id)
+        return InferResult(
+            model_name=name,
+            model_version=str(loaded.version),
+            id=answer_id,
+            outputs=outputs,
+            route=route,
+            policy=entry.policy.name,
+        )
+
+    def _record(
+        self,
+        request_id: str,
+        loaded: LoadedVersion,
+        feeds: dict[str, Any],
+        result: Outputs,
+        started: float,
+        route: str,
+        policy: str,
+    ) -> None:
+        if self._log is None:
+            return
+        self._log.append(
+            PredictionRecord(
+                request_id=request_id,
+                model_name=loaded.model.name,
+                model_version=loaded.version,
+                timestamp=self._clock.now_utc(),
+                inputs=loaded.model.columns(feeds),
+                outputs=loaded.model.log_outputs(result),
+                latency_ms=(self._clock.monotonic() - started) * 1000.0,
+                route=route,
+                policy=policy,
+            )
+        )
+
+    def _offer_shadow(self, entry: _Entry, parsed: ParsedRequest, request_id: str) -> None:
+        challenger, shadow = entry.challenger, entry.shadow
+        if challenger is None or shadow is None:
+            return
+        observer = self._observer
+
+        async def job() -> None:
+            started = self._clock.monotonic()
+            loaded = challenger.current
+            if loaded is None:
+                observer.shadow_done(entry.name, "", "dropped")
+                return
+            try:
+                feeds = loaded.model.feeds(parsed.inputs)
+                result = await loaded.run(feeds)
+            except BasculeError:
+                observer.shadow_done(entry.name, str(loaded.version), "error")
+                return
+            self._record(request_id, loaded, feeds, result, started, SHADOW, entry.policy.name)
+            observer.shadow_done(entry.name, str(loaded.version), "ok")
+
+        if not shadow.offer(job):
+            observer.shadow_done(entry.name, "", "dropped")
+
+    # -- statistics ------------------------------------------------------------------------------
+
+    def queue_depths(self) -> list[tuple[str, str, int]]:
+        """``(model, version, requests waiting)`` for every loaded version."""
+        out = []
+        for slot in self._manager.slots():
+            current = slot.current
+            if current is not None:
+                out.append((slot.name, str(current.version), current.batcher.stats().queued))
+        return out
+
+    def prediction_log_counts(self) -> tuple[int, int, int] | None:
+        """``(written, dropped, buffered)`` rows of the prediction log, or None without one."""
+        log = self._log
+        if log is None:
+            return None
+        return log.written_rows, log.dropped_rows, log.buffered_rows
+
+    def shadow_depths(self) -> list[tuple[str, int]]:
+        """``(model, shadow copies waiting)`` for models in shadow mode."""
+        return [(e.name, e.shadow.depth) for e in self._entries.values() if e.shadow is not None]
