@@ -1,0 +1,1 @@
+"""The inference server: Open Inference Protocol v2 REST routes, ``/metrics`` and OpenAPI docs."""
