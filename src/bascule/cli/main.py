@@ -14,6 +14,7 @@ from bascule.cli.features import features_app
 from bascule.cli.models import models_app
 from bascule.cli.output import console, print_json, print_table
 from bascule.cli.runs import experiments_app, runs_app
+from bascule.cli.serve import serve
 
 __all__ = ["app", "main"]
 
@@ -30,6 +31,7 @@ app.add_typer(experiments_app, name="experiments")
 app.add_typer(models_app, name="models")
 app.add_typer(db_app, name="db")
 app.add_typer(features_app, name="features")
+app.command()(serve)
 
 
 def _version(value: bool) -> None:
