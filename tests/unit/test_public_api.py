@@ -7,7 +7,7 @@ import bascule
 
 
 def test_all_is_sorted_and_complete() -> None:
-    public = {"__version__", "load_model", "register_model", "set_alias", "start_run"}
+    public = {"Client", "__version__", "load_model", "register_model", "set_alias", "start_run"}
 
     assert sorted(bascule.__all__) == bascule.__all__
     assert public == set(bascule.__all__)
