@@ -11,6 +11,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -36,12 +37,18 @@ __all__ = [
 
 
 class FakeClock:
-    """A clock that moves only when told to (``advance``); thread-safe."""
+    """A clock that moves only when told to (``advance``); thread-safe.
+
+    :meth:`sleep` is an asyncio timer on this clock: pass ``sleep=clock.sleep`` to code that
+    waits (``AdaptiveBatcher``), then ``advance`` past the deadline to wake it, with no
+    wall-clock wait.
+    """
 
     def __init__(self, start: datetime | None = None) -> None:
         self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
         self._mono = 1000.0
         self._lock = threading.Lock()
+        self._sleepers: list[tuple[float, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
     def monotonic(self) -> float:
         with self._lock:
@@ -52,10 +59,47 @@ class FakeClock:
             return self._now
 
     def advance(self, seconds: float) -> None:
-        """Move both clocks forward."""
+        """Move both clocks forward, waking the :meth:`sleep` calls whose deadline has passed."""
         with self._lock:
             self._mono += seconds
             self._now += timedelta(seconds=seconds)
+            due = [s for s in self._sleepers if s[0] <= self._mono]
+            self._sleepers = [s for s in self._sleepers if s[0] > self._mono]
+        for _, loop, fut in due:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_wake, fut)
+
+    @property
+    def sleepers(self) -> int:
+        """How many :meth:`sleep` calls are waiting for the clock to advance."""
+        with self._lock:
+            return len(self._sleepers)
+
+    async def sleep(self, seconds: float) -> None:
+        """Return once :meth:`advance` has moved ``monotonic()`` by ``seconds`` (asyncio only).
+
+        A delay of 0 or less only yields to the event loop once.
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            entry = (self._mono + seconds, loop, fut)
+            if seconds > 0:
+                self._sleepers.append(entry)
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        try:
+            await fut
+        finally:
+            with self._lock:
+                if entry in self._sleepers:
+                    self._sleepers.remove(entry)
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def make_settings(home: Path | str, **overrides: Any) -> Settings:
