@@ -32,7 +32,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from bascule.core.errors import BasculeError, ConfigError
 from bascule.features.views import (
@@ -103,12 +103,17 @@ class _SourceSpec(_Spec):
 class _ViewSpec(_Spec):
     name: str
     entities: list[str]
-    source: str | _SourceSpec
+    source: _SourceSpec
     timestamp_field: str | None = None
     features: dict[str, str]
     ttl: float | str | None = None
     description: str = ""
     tags: dict[str, str] = {}
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _path_shorthand(cls, value: Any) -> Any:
+        return {"path": value} if isinstance(value, str) else value
 
 
 class _OnDemandSpec(_Spec):
@@ -154,8 +159,6 @@ def resolve_function(ref: str) -> Callable[[Any], Any]:
 
 def _view(spec: _ViewSpec) -> FeatureView:
     src = spec.source
-    if isinstance(src, str):
-        src = _SourceSpec(path=src)
     ts = src.timestamp_field or spec.timestamp_field or "event_timestamp"
     source: FileSource | SqlSource
     if src.path is not None:

@@ -269,16 +269,25 @@ class DuckDBOfflineStore:
         return h.hexdigest()
 
     def view_sql(
-        self, view: FeatureView, join_keys: Sequence[str], features: Sequence[Field]
+        self,
+        view: FeatureView,
+        join_keys: Sequence[str],
+        features: Sequence[Field],
+        *,
+        cast_time: bool = True,
     ) -> str:
-        """A subquery with the join keys, ``__ts`` (UTC TIMESTAMP) and features cast to their types.
+        """A subquery with the join keys, ``__ts`` and the features cast to their types.
+
+        ``__ts`` is cast to a UTC TIMESTAMP unless ``cast_time`` is false (the caller knows
+        the other side of a join has the same type; casting a million rows is not free).
 
         Raises:
             InvalidInputError: a file source that matches no file.
         """
         src = view.source
         cols = [quote(k) for k in join_keys]
-        cols.append(f"CAST({quote(src.timestamp_field)} AS TIMESTAMP) AS __ts")
+        ts = quote(src.timestamp_field)
+        cols.append(f"CAST({ts} AS TIMESTAMP) AS __ts" if cast_time else f"{ts} AS __ts")
         cols += [f"CAST({quote(f.name)} AS {_CAST[f.dtype]}) AS {quote(f.name)}" for f in features]
         not_null = " AND ".join(f"{quote(k)} IS NOT NULL" for k in join_keys)
         sql = f"SELECT {', '.join(cols)} FROM {self.relation(src)} WHERE {not_null}"

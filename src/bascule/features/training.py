@@ -159,8 +159,14 @@ class TrainingSet:
                 for r in con.execute("DESCRIBE SELECT * FROM entity_rows").fetchall()
             }
             count_row = first_row(con.execute("SELECT count(*) FROM entity_rows").fetchall())
+            source_times = {
+                offline.describe(p.view.source, con).get(p.view.source.timestamp_field)
+                for p in selection.views
+            }
         finally:
             con.close()
+        # Compare times as they are when every side has the same type; else all as UTC TIMESTAMP.
+        self._cast_time = source_times != {columns.get(timestamp_column)}
         self._check_columns(columns)
         self._columns = [c for c in columns if c != _ROW]
         self.rows = int(count_row[0]) if count_row else 0
@@ -206,7 +212,9 @@ class TrainingSet:
         joins: list[str] = []
         for i, part in enumerate(sel.views):
             alias = f"v{i}"
-            inner = self._offline.view_sql(part.view, part.join_keys, part.features)
+            inner = self._offline.view_sql(
+                part.view, part.join_keys, part.features, cast_time=self._cast_time
+            )
             on = " AND ".join(f"e.{quote(k)} = {alias}.{quote(k)}" for k in part.join_keys)
             joins.append(f"ASOF LEFT JOIN ({inner}) {alias} ON {on} AND e.{_ETS} >= {alias}.__ts")
             ttl = part.view.ttl
@@ -221,7 +229,8 @@ class TrainingSet:
                 name = out if out is not None else _hidden(part.view.name, f.name)
                 selects.append(f"{value} AS {quote(name)}")
         body = ", ".join(["e.* EXCLUDE (" + _ETS + ")", *selects])
-        entity = f"(SELECT *, CAST({quote(self._ts)} AS TIMESTAMP) AS {_ETS} FROM entity_rows) e"
+        ets = f"CAST({quote(self._ts)} AS TIMESTAMP)" if self._cast_time else quote(self._ts)
+        entity = f"(SELECT *, {ets} AS {_ETS} FROM entity_rows) e"
         return (
             f"SELECT * EXCLUDE ({_ROW}) FROM (SELECT {body} FROM {entity} {' '.join(joins)}) "
             f"ORDER BY {_ROW}"
