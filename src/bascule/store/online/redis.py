@@ -16,7 +16,7 @@ returns them as one JSON reply (parsing one string is much cheaper than a thousa
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import redis
@@ -24,6 +24,9 @@ from redis.exceptions import RedisError
 
 from bascule.core.errors import InvalidInputError, StorageError
 from bascule.store.online.base import ONLINE_DTYPES, OnlineRow, check_columns, check_table_name
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["RedisOnlineStore"]
 
@@ -94,15 +97,23 @@ def _dec_str(v: str | None) -> str | None:
     return v[1:] if v else None
 
 
-def _resp(args: Sequence[bytes]) -> bytes:
-    """One command in the Redis protocol (RESP), packed in one pass."""
-    parts = [b"*%d\r\n" % len(args)]
-    parts.extend(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
-    return b"".join(parts)
+def _bulk_text(value: str) -> str:
+    """One RESP bulk string."""
+    return f"${len(value.encode())}\r\n{value}\r\n"
 
 
-def _encode_column(dtype: str, values: Sequence[Any]) -> list[str]:
-    """Encode a column of values; numbers through Arrow's shortest round-trip text.
+def _bulk(values: pa.Array) -> pa.Array:
+    """RESP bulk strings of a string array, element-wise (lengths in UTF-8 bytes)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    lengths = pc.cast(pc.binary_length(values), pa.string())
+    out: pa.Array = pc.binary_join_element_wise("$", lengths, "\r\n", values, "\r\n", "")
+    return out
+
+
+def _encode_column(dtype: str, values: Sequence[Any]) -> pa.Array:
+    """Encode a column as an Arrow string array; numbers in shortest round-trip text.
 
     Raises:
         InvalidInputError: a value does not fit the feature's type.
@@ -111,13 +122,15 @@ def _encode_column(dtype: str, values: Sequence[Any]) -> list[str]:
     import pyarrow.compute as pc
 
     if dtype in ("bool", "string"):
-        return list(map(_ENCODERS[dtype], values))
+        return pa.array(list(map(_ENCODERS[dtype], values)), type=pa.string())
     arrow_type = pa.float64() if dtype.startswith("float") else pa.int64()
     try:
-        arr = pa.array(values, type=arrow_type, from_pandas=True)  # NaN → null
+        arr = pa.array(values, type=arrow_type)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
         raise InvalidInputError(f"values do not fit type {dtype}: {exc}") from exc
-    encoded: list[str] = pc.fill_null(pc.cast(arr, pa.string()), "").to_pylist()
+    if arrow_type == pa.float64():
+        arr = pc.if_else(pc.is_nan(arr), pa.scalar(None, pa.float64()), arr)  # NaN → null
+    encoded: pa.Array = pc.fill_null(pc.cast(arr, pa.string()), "")
     return encoded
 
 
@@ -239,33 +252,45 @@ class RedisOnlineStore:
                 f"online table {table!r} has no feature(s) {missing}; "
                 f"it has {sorted(k for k in schema if k)}"
             )
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        # Every argument is built as RESP text by Arrow, a row at a time: Python touches
+        # rows, never single values.
         encoded = [_encode_column(schema[f], col) for f, col in zip(features, columns, strict=True)]
-        head = [
-            b"EVALSHA",
-            self._write_sha(),
-            b"",
-            *(f.encode() for f in (str(len(features)), *features)),
-        ]
+        times = pc.cast(pa.array(event_ms, type=pa.int64()), pa.string())
+        rows: list[str] = pc.binary_join_element_wise(
+            _bulk(times), *(_bulk(c) for c in encoded), ""
+        ).to_pylist()
+        names = pa.array([self._key(table, k) for k in keys], type=pa.string())
+        hkeys: list[str] = _bulk(names).to_pylist()
+        sha = self._write_sha()
+        head = "".join(_bulk_text(a) for a in (str(len(features)), *features))
+        nf = len(features)
         commands: list[bytes] = []
         for start in range(0, len(keys), _WRITE_CHUNK):
             stop = min(start + _WRITE_CHUNK, len(keys))
-            args: list[bytes] = [self._key(table, k).encode() for k in keys[start:stop]]
-            head[2] = str(stop - start).encode()
-            tail: list[bytes] = []
-            for j in range(start, stop):
-                tail.append(str(int(event_ms[j])).encode())
-                tail.extend(col[j].encode() for col in encoded)
-            commands.append(_resp([*head[:3], *args, *head[3:], *tail]))
+            n = stop - start
+            text = (
+                f"*{3 + n + 1 + nf + n * (1 + nf)}\r\n"
+                + _bulk_text("EVALSHA")
+                + _bulk_text(sha)
+                + _bulk_text(str(n))
+                + "".join(hkeys[start:stop])
+                + head
+                + "".join(rows[start:stop])
+            )
+            commands.append(text.encode())
         self._send(commands, f"writing {len(keys)} row(s) to {table!r}")
         return len(keys)
 
-    def _write_sha(self) -> bytes:
+    def _write_sha(self) -> str:
         """Load the write script (cheap when cached) and return its sha."""
         try:
-            sha = self._client.script_load(_WRITE_LUA)
+            sha: Any = self._client.script_load(_WRITE_LUA)  # bytes: decode_responses is off
         except RedisError as exc:
             raise self._fail("loading the write script", exc) from exc
-        return str(sha).encode()
+        return _text(sha)
 
     def _send(self, commands: Sequence[bytes], action: str) -> None:
         """Send pre-packed commands, a few in flight at a time, and check every reply."""
