@@ -15,7 +15,7 @@ from typing import Any
 
 from bascule.core.clock import Clock, now_ms
 from bascule.core.errors import BasculeError, ConfigError, InvalidInputError
-from bascule.features.catalog import Catalog
+from bascule.features.catalog import Catalog, not_found
 from bascule.features.definitions import Definition, definition_from_spec, resolve_function
 from bascule.features.offline import DuckDBOfflineStore
 from bascule.features.views import (
@@ -121,8 +121,6 @@ class FeatureRegistry:
             NotFoundError: nothing has that name; the message lists what exists.
             StorageError: the metadata DB failed.
         """
-        from bascule.features.catalog import not_found
-
         latest = self._repo.latest()
         for d in latest:
             if d.name == name:
