@@ -37,6 +37,7 @@ from pydantic_settings import (
 )
 
 from bascule.core.errors import ConfigError
+from bascule.core.monitoring_settings import MonitoringSettings
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
@@ -44,6 +45,7 @@ __all__ = [
     "BatchingSettings",
     "FeatureSettings",
     "ModelServingSettings",
+    "MonitoringSettings",
     "PipelineSettings",
     "PredictionLogSettings",
     "S3Settings",
@@ -278,6 +280,8 @@ class Settings(BaseSettings):
     SQLite in ``home`` (``online.db``)."""
     features: FeatureSettings = FeatureSettings()
     """Feature store definitions and jobs."""
+    monitoring: MonitoringSettings = MonitoringSettings()
+    """Monitoring: schedule, windows, cost matrices, alert rules and notifiers."""
 
     @field_validator("database_url")
     @classmethod
