@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["HEAD", "alembic_config", "current_revision", "upgrade_to_head"]
 
 # The newest migration; tests check it equals Alembic's head, so the fast path stays honest.
-HEAD = "0002"
+HEAD = "0003"
 _LOCK_ID = 0x6261_7363  # "basc": advisory lock key for PostgreSQL
 
 

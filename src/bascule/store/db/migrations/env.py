@@ -5,7 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from bascule.store.db import feature_tables  # noqa: F401  (registers the feature store tables)
+from bascule.store.db import (
+    feature_tables,  # noqa: F401  (registers the feature store tables)
+    monitoring_tables,  # noqa: F401  (registers the monitoring tables)
+)
 from bascule.store.db.engine import normalise_url
 from bascule.store.db.tables import Base
 
