@@ -15,7 +15,7 @@ returns them as one JSON reply (parsing one string is much cheaper than a thousa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -267,21 +267,23 @@ class RedisOnlineStore:
         sha = self._write_sha()
         head = "".join(_bulk_text(a) for a in (str(len(features)), *features))
         nf = len(features)
-        commands: list[bytes] = []
-        for start in range(0, len(keys), _WRITE_CHUNK):
-            stop = min(start + _WRITE_CHUNK, len(keys))
-            n = stop - start
-            text = (
-                f"*{3 + n + 1 + nf + n * (1 + nf)}\r\n"
-                + _bulk_text("EVALSHA")
-                + _bulk_text(sha)
-                + _bulk_text(str(n))
-                + "".join(hkeys[start:stop])
-                + head
-                + "".join(rows[start:stop])
-            )
-            commands.append(text.encode())
-        self._send(commands, f"writing {len(keys)} row(s) to {table!r}")
+
+        def commands() -> Iterator[bytes]:
+            for start in range(0, len(keys), _WRITE_CHUNK):
+                stop = min(start + _WRITE_CHUNK, len(keys))
+                n = stop - start
+                text = (
+                    f"*{3 + n + 1 + nf + n * (1 + nf)}\r\n"
+                    + _bulk_text("EVALSHA")
+                    + _bulk_text(sha)
+                    + _bulk_text(str(n))
+                    + "".join(hkeys[start:stop])
+                    + head
+                    + "".join(rows[start:stop])
+                )
+                yield text.encode()
+
+        self._send(commands(), f"writing {len(keys)} row(s) to {table!r}")
         return len(keys)
 
     def _write_sha(self) -> str:
@@ -292,19 +294,24 @@ class RedisOnlineStore:
             raise self._fail("loading the write script", exc) from exc
         return _text(sha)
 
-    def _send(self, commands: Sequence[bytes], action: str) -> None:
-        """Send pre-packed commands, a few in flight at a time, and check every reply."""
+    def _send(self, commands: Iterable[bytes], action: str) -> None:
+        """Send pre-packed commands as they are built, keeping a few in flight (Redis runs
+        one while the next is packed), and check every reply."""
         pool = self._client.connection_pool
         try:
             conn: Any = pool.get_connection()
         except (RedisError, OSError) as exc:
             raise self._fail(action, exc) from exc
+        in_flight = 0
         try:
-            for start in range(0, len(commands), _IN_FLIGHT):
-                group = commands[start : start + _IN_FLIGHT]
-                conn.send_packed_command(list(group))
-                for _ in group:
+            for command in commands:
+                conn.send_packed_command([command])
+                in_flight += 1
+                if in_flight >= _IN_FLIGHT:
                     conn.read_response()
+                    in_flight -= 1
+            for _ in range(in_flight):
+                conn.read_response()
         except (RedisError, OSError) as exc:
             conn.disconnect()
             raise self._fail(action, exc) from exc
