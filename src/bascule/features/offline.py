@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,13 +114,32 @@ class DuckDBOfflineStore:
         self._memory_limit = memory_limit
         self._temp_dir = temp_dir
         self._threads = threads
+        self._db: duckdb.DuckDBPyConnection | None = None
+        self._lock = threading.Lock()
 
     def connect(self) -> duckdb.DuckDBPyConnection:
-        """A fresh in-memory DuckDB connection with the memory and spill settings.
+        """A new connection (cursor) to this store's in-memory DuckDB database.
+
+        The database starts once, with the memory and spill settings (starting one costs
+        tens of milliseconds); each operation gets its own cursor, so threads never share one,
+        and its temporary tables and registered frames are its own.
 
         Raises:
             StorageError: DuckDB cannot start (a bad memory limit or spill folder).
         """
+        with self._lock:
+            if self._db is None:
+                self._db = self._start()
+            return self._db.cursor()
+
+    def close(self) -> None:
+        """Shut the DuckDB database down (a later operation starts it again)."""
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def _start(self) -> duckdb.DuckDBPyConnection:
         import duckdb
 
         config: dict[str, Any] = {}

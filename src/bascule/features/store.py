@@ -93,9 +93,10 @@ class FeatureStore:
         return self._online
 
     def close(self) -> None:
-        """Release the online store's connections."""
+        """Release the online store's connections and the DuckDB database."""
         if self._online is not None:
             self._online.close()
+        self.offline.close()
 
     # -- definitions ----------------------------------------------------------------------------
 
