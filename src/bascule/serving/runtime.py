@@ -62,6 +62,7 @@ class ServedModel:
         self.name = predictor.name
         self.version = predictor.version
         self._columns = sig.columns
+        self._column_names = sig.column_names
         self._column_index = {c.name: i for i, c in enumerate(sig.columns)}
         self._classes = sig.classes
         self._classify = sig.task == "classification" and sig.proba_output is not None
@@ -255,8 +256,8 @@ class ServedModel:
         """The feeds as one 1-D array per feature column (for the prediction log)."""
         if self._signature.layout == "columns":
             return {name: arr.reshape(-1) for name, arr in feeds.items()}
-        matrix = feeds[self._signature.inputs[0].name]
-        return {c.name: matrix[:, j] for j, c in enumerate(self._columns)}
+        # Iterating the transpose yields the column views in C: faster than slicing each.
+        return dict(zip(self._column_names, feeds[self._signature.inputs[0].name].T, strict=True))
 
     def log_outputs(self, result: Outputs) -> dict[str, np.ndarray]:
         """The outputs as one 1-D array per column (for the prediction log): ``label`` and
@@ -266,10 +267,8 @@ class ServedModel:
             if pred.ndim == 1:
                 return {"prediction": pred}
             return {f"prediction_{i}": pred[:, i] for i in range(pred.shape[1])}
-        proba = result["probabilities"]
-        out = {"label": result["label"]}
-        for j, name in enumerate(self._proba_columns):
-            out[name] = proba[:, j]
+        out = dict(zip(self._proba_columns, result["probabilities"].T, strict=True))
+        out["label"] = result["label"]
         return out
 
     def run_batch(self, items: list[Feeds]) -> list[Outputs | BasculeError]:
