@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,12 @@ from bascule.store.db.runs import RunRepository
 from bascule.tracking.service import TrackingService
 
 if TYPE_CHECKING:
+    import httpx
+    import pandas as pd
+
     from bascule.features.store import FeatureStore
+    from bascule.monitoring.schedule import MonitorScheduler
+    from bascule.monitoring.service import MonitoringService
     from bascule.store.online.base import OnlineStore
 
 __all__ = [
@@ -86,6 +92,8 @@ class Services:
     registry: RegistryService
     clock: Clock = field(default_factory=SystemClock)
     _features: FeatureStore | None = field(default=None, init=False, repr=False)
+    _monitoring: MonitoringService | None = field(default=None, init=False, repr=False)
+    _http: httpx.Client | None = field(default=None, init=False, repr=False)
 
     @property
     def features(self) -> FeatureStore:
@@ -105,11 +113,84 @@ class Services:
             )
         return self._features
 
+    @property
+    def monitoring(self) -> MonitoringService:
+        """The monitoring service, built on first use: the prediction log in the artifact
+        store, the metadata DB, cost matrices and notifiers from ``settings.monitoring``."""
+        if self._monitoring is None:
+            self._monitoring, self._http = _build_monitoring(self)
+        return self._monitoring
+
+    def monitor_scheduler(self) -> MonitorScheduler | None:
+        """The scheduler of ``monitoring.schedule`` (None when no schedule is set).
+
+        Raises:
+            InvalidInputError: the schedule is not an interval or a valid cron expression.
+        """
+        schedule = self.settings.monitoring.schedule
+        if schedule is None:
+            return None
+        from bascule.monitoring.schedule import MonitorScheduler, every
+        from bascule.monitoring.windows import parse_duration
+
+        if schedule[0].isdigit() and len(schedule.split()) == 1:
+            next_after = every(parse_duration(schedule, field="monitoring.schedule"))
+        else:
+            from bascule.pipelines.cron import CronSchedule
+
+            next_after = CronSchedule.parse(schedule).next_after
+        return MonitorScheduler(self.monitoring, self.clock, next_after=next_after)
+
     def close(self) -> None:
         """Release pooled connections."""
         if self._features is not None:
             self._features.close()
+        if self._http is not None:
+            self._http.close()
         self.db.dispose()
+
+
+def _build_monitoring(services: Services) -> tuple[MonitoringService, httpx.Client]:
+    import httpx
+
+    from bascule.business.costs import CostMatrix
+    from bascule.monitoring.evaluation import cost_column
+    from bascule.monitoring.notifiers import build_notifiers
+    from bascule.monitoring.service import MonitoringService
+    from bascule.store.db.monitoring import MonitoringRepository
+    from bascule.store.predictions import read_predictions
+
+    store = services.artifacts
+    settings = services.settings.monitoring
+
+    def reader(model: str, start: datetime, end: datetime) -> pd.DataFrame:
+        return read_predictions(store, model, start=start, end=end)
+
+    costs = {
+        name: CostMatrix(
+            fp_cost=c.fp_cost,
+            fn_cost=c.fn_cost,
+            tp_value=c.tp_value,
+            tn_value=c.tn_value,
+            fp_cost_column=cost_column(c.fp_cost_column),
+            fn_cost_column=cost_column(c.fn_cost_column),
+            tp_value_column=cost_column(c.tp_value_column),
+            currency=c.currency,
+        )
+        for name, m in settings.models.items()
+        if (c := m.cost) is not None
+    }
+    client = httpx.Client()
+    service = MonitoringService(
+        reader,
+        MonitoringRepository(services.db),
+        services.registry,
+        services.clock,
+        settings,
+        costs=costs,
+        notifiers=build_notifiers(settings.notifiers, client),
+    )
+    return service, client
 
 
 def build_services(

@@ -7,11 +7,11 @@ the alert it fires or resolves. Floats that are not finite are stored as NULL.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bascule.core.monitoring_records import (
@@ -33,7 +33,7 @@ from bascule.store.db.monitoring_tables import (
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-__all__ = ["MonitoringRepository"]
+__all__ = ["MonitoringRepository", "RuleChanges"]
 
 T = TypeVar("T", bound="DataclassInstance")
 _ALERT_COPY = (
@@ -41,6 +41,9 @@ _ALERT_COPY = (
     "fired_at", "message",
 )  # fmt: skip
 _CHUNK = 400  # keys per IN (...) query: far below SQLite's and PostgreSQL's parameter limits
+_RULES_LOCK_ID = 0x6261_736D  # "basm": advisory lock key for PostgreSQL
+RuleChanges = Mapping[str, Sequence["Alert | tuple[int, float | None]"]]
+"""Rule name → its alert's changes in order: an alert fired, or ``(at, value)`` resolved."""
 
 
 def _num(value: float | None) -> float | None:
@@ -292,84 +295,76 @@ class MonitoringRepository:
             r.rule: RuleState(r.consecutive, r.last_window_end, r.firing_alert_id) for r in rows
         }
 
-    def save_rule_changes(
+    def update_rules(
         self,
         model: str,
-        states: Mapping[str, RuleState],
+        decide: Callable[[dict[str, RuleState]], tuple[dict[str, RuleState], RuleChanges]],
         *,
-        fired: Mapping[str, Alert],
-        resolved: Mapping[str, tuple[int, float | None]],
         now: int,
-    ) -> list[Alert]:
-        """Store new rule states with the alerts they fire and resolve, in one transaction.
+    ) -> list[tuple[str, Alert]]:
+        """Read the rule states, let ``decide`` act on them, and store the outcome atomically.
+
+        The states are read and written in one write transaction (SQLite ``BEGIN IMMEDIATE``,
+        a PostgreSQL advisory lock), so two monitors running at once never fire the same
+        alert twice.
 
         Args:
             model: The model.
-            states: Rule name → its new state (``firing_alert_id`` is set here for fired rules).
-            fired: Rule name → the alert it fires (``id`` ignored).
-            resolved: Rule name → ``(resolved_at, value)`` of the firing alert it resolves.
+            decide: Gets rule name → stored state; returns rule name → new state, and rule
+                name → its changes in order: an :class:`Alert` to fire (``id`` ignored), or
+                ``(resolved_at, value)`` to resolve the rule's firing alert.
             now: Time of the change.
 
         Returns:
-            The alerts fired and resolved, as stored.
+            ``("firing" | "resolved", alert as stored)`` in the order of the changes.
 
         Raises:
             StorageError: the database failed; nothing was written.
         """
-        changed: list[int] = []
-        with self._db.transaction() as conn:
-            current = {
-                r.rule: r.firing_alert_id
-                for r in conn.execute(
-                    select(AlertRuleStateRow).where(AlertRuleStateRow.model == model)
-                )
-            }
-            for rule, (at, value) in resolved.items():
-                alert_id = current.get(rule)
-                if alert_id is None:
-                    continue
-                conn.execute(
-                    update(AlertRow)
-                    .where(AlertRow.id == alert_id, AlertRow.state == "firing")
-                    .values(state="resolved", resolved_at=at, resolved_value=_num(value))
-                )
-                changed.append(alert_id)
-            firing_ids: dict[str, int] = {}
-            for rule, a in fired.items():
-                values = {k: getattr(a, k) for k in _ALERT_COPY} | {
-                    "model": model, "rule": rule, "state": "firing", "value": _num(a.value),
-                    "notified": False, "resolve_notified": False, "attempts": 0,
-                }  # fmt: skip
-                stmt = insert(AlertRow).values(**values).returning(AlertRow.id)
-                alert_id = conn.execute(stmt).scalar_one()
-                firing_ids[rule] = int(alert_id)
-                changed.append(int(alert_id))
-            for rule, state in states.items():
-                firing = firing_ids.get(rule, state.firing_alert_id)
-                if rule in resolved and rule not in firing_ids:
-                    firing = None
-                state_values = {
-                    "consecutive": state.consecutive,
-                    "last_window_end": state.last_window_end,
-                    "firing_alert_id": firing,
-                    "updated_at": now,
-                }
-                row = {"model": model, "rule": rule, **state_values}
-                _upsert(conn, AlertRuleStateRow, [row], ["model", "rule"])
-            rows = conn.execute(select(AlertRow).where(AlertRow.id.in_(changed))).all()
-        by_id = {r.id: _alert(r) for r in rows}
-        return [by_id[i] for i in changed if i in by_id]
-
-    def forget_rules(self, model: str, keep: Iterable[str]) -> None:
-        """Drop the states of rules no longer configured for ``model``.
-
-        Raises:
-            StorageError: the database failed.
-        """
+        changed: list[tuple[str, int]] = []
         t = AlertRuleStateRow
-        names = list(keep)
         with self._db.transaction() as conn:
-            conn.execute(delete(t).where(t.model == model, t.rule.not_in(names)))
+            if not self._db.is_sqlite:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _RULES_LOCK_ID})
+            stored = conn.execute(select(t).where(t.model == model)).all()
+            states, changes = decide(
+                {r.rule: RuleState(r.consecutive, r.last_window_end, r.firing_alert_id)
+                 for r in stored}
+            )  # fmt: skip
+            for rule, state in states.items():
+                firing = state.firing_alert_id if state.firing_alert_id != -1 else None
+                for change in changes.get(rule, ()):
+                    if isinstance(change, Alert):
+                        firing = self._fire(conn, model, rule, change)
+                        changed.append(("firing", firing))
+                    elif firing is not None:
+                        at, value = change
+                        conn.execute(
+                            update(AlertRow)
+                            .where(AlertRow.id == firing, AlertRow.state == "firing")
+                            .values(state="resolved", resolved_at=at, resolved_value=_num(value))
+                        )
+                        changed.append(("resolved", firing))
+                        firing = None
+                row = {
+                    "model": model, "rule": rule, "consecutive": state.consecutive,
+                    "last_window_end": state.last_window_end, "firing_alert_id": firing,
+                    "updated_at": now,
+                }  # fmt: skip
+                _upsert(conn, t, [row], ["model", "rule"])
+            ids = [i for _, i in changed]
+            rows = conn.execute(select(AlertRow).where(AlertRow.id.in_(ids))).all()
+        by_id = {r.id: _alert(r) for r in rows}
+        return [(kind, by_id[i]) for kind, i in changed]
+
+    @staticmethod
+    def _fire(conn: Connection, model: str, rule: str, alert: Alert) -> int:
+        values = {k: getattr(alert, k) for k in _ALERT_COPY} | {
+            "model": model, "rule": rule, "state": "firing", "value": _num(alert.value),
+            "notified": False, "resolve_notified": False, "attempts": 0,
+        }  # fmt: skip
+        stmt = insert(AlertRow).values(**values).returning(AlertRow.id)
+        return int(conn.execute(stmt).scalar_one())
 
     def record_delivery(
         self, alert_id: int, *, resolve: bool, ok: bool, attempts: int, error: str | None
