@@ -9,8 +9,10 @@ from typing import Any
 from fastapi import FastAPI
 
 from bascule._version import __version__
+from bascule.http.control.background import monitor_lifespan
+from bascule.http.control.metrics import install_metrics
 from bascule.http.control.mlflow import router as mlflow_router
-from bascule.http.control.routes import experiments, features, models, runs
+from bascule.http.control.routes import experiments, features, models, monitoring, runs
 from bascule.http.errors import install_error_handlers
 from bascule.http.middleware import RequestIdMiddleware
 from bascule.wiring import Services
@@ -24,6 +26,7 @@ def create_app(services: Services) -> FastAPI:
         title="bascule control plane",
         version=__version__,
         description="Experiments, runs, models and aliases. MLflow clients use /api/2.0/mlflow.",
+        lifespan=monitor_lifespan(services),
     )
     app.state.services = services
     install_error_handlers(app)
@@ -32,6 +35,8 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(models.router)
     app.include_router(features.router)
+    app.include_router(monitoring.router)
+    install_metrics(app, services)
     app.include_router(mlflow_router)
 
     @app.get("/health", tags=["health"])
