@@ -12,6 +12,7 @@ from bascule.cli.context import get_services, get_settings, set_config_path
 from bascule.cli.errors import run_guarded
 from bascule.cli.features import features_app
 from bascule.cli.models import models_app
+from bascule.cli.monitor import alerts_app, feedback_app, monitor_app
 from bascule.cli.output import console, print_json, print_table
 from bascule.cli.runs import experiments_app, runs_app
 from bascule.cli.serve import serve
@@ -31,6 +32,9 @@ app.add_typer(experiments_app, name="experiments")
 app.add_typer(models_app, name="models")
 app.add_typer(db_app, name="db")
 app.add_typer(features_app, name="features")
+app.add_typer(feedback_app, name="feedback")
+app.add_typer(monitor_app, name="monitor")
+app.add_typer(alerts_app, name="alerts")
 app.command()(serve)
 
 
