@@ -23,7 +23,8 @@ import numpy as np
 import orjson
 
 from bascule.core.errors import BasculeError, InvalidInputError, StorageError, error_from_code
-from bascule.core.tensors import DATATYPES, serialize_bytes
+from bascule.core.outputs import serialize_bytes
+from bascule.core.tensors import DATATYPES
 
 if TYPE_CHECKING:
     import pandas as pd

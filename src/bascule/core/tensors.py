@@ -1,4 +1,4 @@
-"""V2 tensors ↔ numpy: datatypes, request decoding (JSON and binary), response encoding.
+"""V2 tensors ↔ numpy: datatypes and request decoding (JSON and the binary extension).
 
 The infer hot path parses the body with orjson into plain dicts and validates it here by
 hand (building pydantic models per request costs more than the model run). What is
@@ -13,7 +13,8 @@ accepted is exactly what :class:`bascule.core.v2.InferenceRequest` documents:
   ``binary_data_size`` parameter takes that many of the bytes that follow, in input order;
   ``BYTES`` elements are 4-byte little-endian lengths each followed by that many bytes;
 * outputs are returned as JSON, or as binary when the request asks with
-  ``parameters.binary_data_output`` or an output's ``parameters.binary_data``.
+  ``parameters.binary_data_output`` or an output's ``parameters.binary_data``
+  (:mod:`bascule.core.outputs` encodes them).
 
 Every problem raises :class:`~bascule.core.errors.InvalidInputError` naming the input, what
 was sent and what is expected.
@@ -24,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -34,19 +35,18 @@ import orjson
 from bascule.core.errors import InvalidInputError
 
 __all__ = [
+    "BYTES_LENGTH",
     "DATATYPES",
     "HEADER_LENGTH",
-    "OutputTensor",
+    "LITTLE_ENDIAN",
     "ParsedRequest",
     "RequestedOutput",
     "Tensor",
     "datatype_of",
     "decode_tensor",
     "deserialize_bytes",
-    "encode_response",
     "load_json",
     "parse_request",
-    "serialize_bytes",
     "split_body",
 ]
 
@@ -70,11 +70,12 @@ DATATYPES: Final[dict[str, np.dtype[Any]]] = {
 }
 """V2 datatype → numpy dtype (``BYTES`` holds Python ``str`` objects)."""
 
-_LE: Final = {k: v.newbyteorder("<") for k, v in DATATYPES.items() if k != "BYTES"}
+LITTLE_ENDIAN: Final = {k: v.newbyteorder("<") for k, v in DATATYPES.items() if k != "BYTES"}
 _BY_DTYPE: Final = {v: k for k, v in DATATYPES.items()}
 _INTEGER: Final = {k for k, v in DATATYPES.items() if v.kind in "iu"}
 _FLOAT: Final = {"FP16", "FP32", "FP64"}
-_LENGTH = struct.Struct("<I")
+BYTES_LENGTH = struct.Struct("<I")
+"""The 4-byte little-endian length before each element of binary ``BYTES`` data."""
 _MAX_SHOWN = 60
 
 
@@ -106,16 +107,6 @@ class ParsedRequest:
     binary_output: bool
     """``parameters.binary_data_output``: outputs not listed come back as binary."""
     parameters: dict[str, Any]
-
-
-@dataclass(slots=True)
-class OutputTensor:
-    """An output to encode: name, V2 datatype, data and whether it goes as binary."""
-
-    name: str
-    datatype: str
-    array: np.ndarray
-    binary: bool = False
 
 
 def datatype_of(array: np.ndarray) -> str:
@@ -326,7 +317,7 @@ def deserialize_bytes(name: str, buffer: memoryview, count: int) -> np.ndarray:
     for i in range(count):
         if pos + 4 > end:
             break
-        (size,) = _LENGTH.unpack_from(buffer, pos)
+        (size,) = BYTES_LENGTH.unpack_from(buffer, pos)
         pos += 4
         if pos + size > end:
             break
@@ -349,16 +340,6 @@ def deserialize_bytes(name: str, buffer: memoryview, count: int) -> np.ndarray:
         sent=end,
         expected=f"{count} elements, each a 4-byte little-endian length then its bytes",
     )
-
-
-def serialize_bytes(array: np.ndarray) -> bytes:
-    """Encode a ``BYTES`` tensor as 4-byte little-endian lengths, each followed by its bytes."""
-    parts: list[bytes] = []
-    for item in array.ravel().tolist():
-        raw = item if isinstance(item, bytes) else str(item).encode()
-        parts.append(_LENGTH.pack(len(raw)))
-        parts.append(raw)
-    return b"".join(parts)
 
 
 def decode_tensor(spec: Any, binary: memoryview, offset: int) -> tuple[Tensor, int]:
@@ -435,7 +416,7 @@ def decode_tensor(spec: Any, binary: memoryview, offset: int) -> tuple[Tensor, i
         return Tensor(name, datatype, deserialize_bytes(name, chunk, count).reshape(shape)), (
             offset + size
         )
-    dtype = _LE[datatype]
+    dtype = LITTLE_ENDIAN[datatype]
     if size != count * dtype.itemsize:
         raise _bad(
             name,
@@ -529,49 +510,3 @@ def _requested(outputs: Any) -> list[RequestedOutput] | None:
             RequestedOutput(name, _flag(params, "binary_data", f"outputs[{name!r}].parameters"))
         )
     return wanted
-
-
-def _json_data(array: np.ndarray) -> Any:
-    flat = array.ravel()
-    if flat.dtype.kind == "O":
-        return [v.decode() if isinstance(v, bytes) else str(v) for v in flat.tolist()]
-    if flat.dtype.kind in "SU":
-        return [str(v) for v in flat.tolist()]
-    return np.ascontiguousarray(flat)
-
-
-def encode_response(
-    head: Mapping[str, Any], outputs: Sequence[OutputTensor]
-) -> tuple[bytes, int | None]:
-    """Encode an inference response.
-
-    Args:
-        head: ``model_name``, ``model_version``, ``id``, ``parameters``…
-        outputs: The output tensors, each marked JSON or binary.
-
-    Returns:
-        The body, and the length of its JSON part when binary data follows it (the value
-        of ``Inference-Header-Content-Length``), else None.
-    """
-    items: list[dict[str, Any]] = []
-    chunks: list[bytes] = []
-    for out in outputs:
-        item: dict[str, Any] = {
-            "name": out.name,
-            "datatype": out.datatype,
-            "shape": list(out.array.shape),
-        }
-        if out.binary:
-            if out.datatype == "BYTES":
-                raw = serialize_bytes(out.array)
-            else:
-                raw = np.ascontiguousarray(out.array, dtype=_LE[out.datatype]).tobytes()
-            item["parameters"] = {"binary_data_size": len(raw)}
-            chunks.append(raw)
-        else:
-            item["data"] = _json_data(out.array)
-        items.append(item)
-    header = orjson.dumps({**head, "outputs": items}, option=orjson.OPT_SERIALIZE_NUMPY)
-    if not chunks:
-        return header, None
-    return b"".join([header, *chunks]), len(header)

@@ -29,8 +29,9 @@ from bascule.core.errors import (
     OverloadedError,
     VersionNotFoundError,
 )
+from bascule.core.outputs import OutputTensor
 from bascule.core.refs import ModelRef
-from bascule.core.tensors import OutputTensor, ParsedRequest, parse_request
+from bascule.core.tensors import ParsedRequest, parse_request
 from bascule.serving.manager import LoadedVersion, ModelManager, ModelSlot
 from bascule.serving.observer import NullObserver, ServingObserver
 from bascule.serving.router import (
@@ -285,7 +286,14 @@ class DataPlane:
         served = [str(s.current.version) for s in entry.slots() if s.current is not None]
         parameters = model.parameters()
         parameters["policy"] = entry.policy.name or None
-        parameters["refs"] = [str(s.ref) for s in entry.slots()]
+        parameters["refs"] = [
+            {
+                "ref": str(s.ref),
+                "version": s.current.version if s.current else None,
+                "last_error": s.last_error,
+            }
+            for s in entry.slots()
+        ]
         if entry.policy.mode == "canary":
             parameters["canary_percent"] = entry.policy.percent
         return {

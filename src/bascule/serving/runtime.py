@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from bascule.core.errors import BasculeError, InvalidInputError
+from bascule.core.outputs import OutputTensor
 from bascule.core.schema import ModelSignature
-from bascule.core.tensors import DATATYPES, OutputTensor, RequestedOutput, Tensor
+from bascule.core.tensors import DATATYPES, RequestedOutput, Tensor
 
 if TYPE_CHECKING:
     import pandas as pd

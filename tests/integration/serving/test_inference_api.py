@@ -9,7 +9,7 @@ import numpy as np
 import orjson
 import pytest
 
-from bascule.core.tensors import serialize_bytes
+from bascule.core.outputs import serialize_bytes
 from bascule.core.v2 import InferenceResponse, MetadataModelResponse
 
 pytestmark = pytest.mark.anyio

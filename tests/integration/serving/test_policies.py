@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -196,10 +197,39 @@ async def test_alias_move_swaps_versions_with_zero_failed_requests(serve: Any, m
         await served.dataplane.manager.poll_once()  # what the poller does every second
         await asyncio.gather(*load)
         after = (await c.post("/v2/models/swap/infer", json=ROW)).json()["model_version"]
+        meta = (await c.get("/v2/models/swap")).json()
         text = (await c.get("/metrics")).text
 
     assert {200} == set(statuses)
     assert 320 == len(statuses)
+    assert [{"ref": "swap@live", "version": 2, "last_error": None}] == meta["parameters"]["refs"]
     assert "2" == after
     assert "2" in versions
     assert 'bascule_model_events_total{event="swap",model="swap",outcome="success"} 1.0' in text
+
+
+async def test_bad_new_version_is_reported_and_the_old_one_keeps_serving(
+    serve: Any, models: Any
+) -> None:
+    registry = models.services.registry
+    for estimator in (models.fraud_v1, models.fraud_v2):
+        registry.register("flaky", estimator, sample=models.frame)
+    registry.set_alias("flaky", "live", 1)
+    bad = registry.resolve("flaky:2")
+    blob = Path(models.services.artifacts.root) / "blobs" / "sha256" / bad.digest[:2] / bad.digest
+    blob.write_bytes(b"corrupted")
+    served = await serve(["flaky@live"])
+
+    registry.set_alias("flaky", "live", 2)
+    await served.dataplane.manager.poll_once()
+    async with served.client() as c:
+        answer = await c.post("/v2/models/flaky/infer", json=ROW)
+        meta = (await c.get("/v2/models/flaky")).json()
+        text = (await c.get("/metrics")).text
+
+    (ref,) = meta["parameters"]["refs"]
+    assert (200, "1") == (answer.status_code, answer.json()["model_version"])
+    assert 1 == ref["version"]
+    assert "version 2" in ref["last_error"]
+    assert "still serving version 1" in ref["last_error"]
+    assert 'bascule_model_events_total{event="swap",model="flaky",outcome="failure"} 1.0' in text

@@ -9,15 +9,8 @@ import orjson
 import pytest
 
 from bascule.core.errors import InvalidInputError
-from bascule.core.tensors import (
-    OutputTensor,
-    datatype_of,
-    encode_response,
-    load_json,
-    parse_request,
-    serialize_bytes,
-    split_body,
-)
+from bascule.core.outputs import OutputTensor, encode_response, serialize_bytes
+from bascule.core.tensors import datatype_of, load_json, parse_request, split_body
 from bascule.core.v2 import InferenceRequest, InferenceResponse
 
 

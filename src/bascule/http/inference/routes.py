@@ -21,7 +21,8 @@ from fastapi import APIRouter, Request, Response
 from starlette.types import Receive
 
 from bascule.core.errors import BasculeError, InvalidInputError, OverloadedError
-from bascule.core.tensors import HEADER_LENGTH, encode_response, load_json, split_body
+from bascule.core.outputs import encode_response
+from bascule.core.tensors import HEADER_LENGTH, load_json, split_body
 from bascule.core.v2 import (
     ErrorResponse,
     InferenceResponse,
