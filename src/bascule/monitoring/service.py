@@ -198,24 +198,25 @@ class MonitoringService:
         windows = plan_windows(
             now=now, window=size, since=since, until=until, max_windows=self.settings.max_windows
         )
-        frame = self._read(model, windows[0][0], windows[-1][1])
-        if "route" in frame.columns:
-            frame = frame[frame["route"].fillna("").isin(cfg.routes)]
-        frame = self._join_feedback(frame)
         results: list[MonitoringResult] = []
         facts: Counter[str] = Counter()
         drifted: set[str] = set()
-        times = _ms(frame["timestamp"]) if len(frame) else np.zeros(0, dtype=np.int64)
-        for start, end in windows:
+        versions: set[int] = set()
+        for start, end in windows:  # one read per window: a column absent there stays absent
             a, b = to_ms(start), to_ms(end)
-            part = frame[(times >= a) & (times < b)]
+            part = self._read(model, start, end)
+            if "route" in part.columns:
+                part = part[part["route"].fillna("").isin(cfg.routes)]
             results.append(MonitoringResult(a, b, "rows", float(len(part))))
+            facts["rows"] += len(part)
             if part.empty:
                 msg = f"No logged prediction between {start.isoformat()} and {end.isoformat()}."
                 results += findings_only(a, b, [Finding.of("empty_window", msg)])
                 facts["empty_windows"] += 1
                 continue
+            part = self._join_feedback(part)
             for version in sorted(part["model_version"].astype(int).unique()):
+                versions.add(int(version))
                 rows = part[part["model_version"] == version]
                 ref = self._reference(model, int(version), a, b, results)
                 if ref is None:
@@ -227,7 +228,6 @@ class MonitoringService:
                 facts["labelled"] += outcome.labelled
                 facts["drifted_windows"] += int(outcome.dataset_drift)
                 drifted.update(outcome.drifted)
-        versions = sorted({int(v) for v in frame.get("model_version", pd.Series([])).unique()})
         summary = {
             "windows": len(windows),
             "window": str(window or self.settings.window),
@@ -238,8 +238,8 @@ class MonitoringService:
             "status": max((r.status for r in results), key=_STATUS_RANK.__getitem__),
         }
         record = MonitoringRun(
-            0, model, versions, to_ms(windows[0][0]), to_ms(windows[-1][1]), len(windows),
-            len(frame), facts["labelled"], trigger, to_ms(now), summary,
+            0, model, sorted(versions), to_ms(windows[0][0]), to_ms(windows[-1][1]), len(windows),
+            facts["rows"], facts["labelled"], trigger, to_ms(now), summary,
         )  # fmt: skip
         stored_run, stored = self._repo.add_run(record, results)
         events = self._alerts(model, cfg, stored)
@@ -395,12 +395,6 @@ class MonitoringService:
         results = self._repo.results(model, since=a, until=b, limit=200_000)
         alerts = self._repo.alerts(model, since=a, until=b, limit=1000)
         return write_dashboard(path, model, runs, results, alerts, now=to_ms(self._clock.now_utc()))
-
-
-def _ms(times: pd.Series) -> np.ndarray:
-    """Timestamps (timezone-aware) as integer milliseconds since the epoch."""
-    since_epoch = times - pd.Timestamp(0, tz="UTC")
-    return np.asarray(since_epoch // pd.Timedelta(milliseconds=1), dtype=np.int64)
 
 
 def _fired(model: str, rule: AlertRule, move: Transition, now: int) -> Alert:
