@@ -312,8 +312,15 @@ def deserialize_bytes(name: str, buffer: memoryview, count: int) -> np.ndarray:
     Raises:
         InvalidInputError: lengths run past the buffer, bytes are left over, or not UTF-8.
     """
-    out = np.empty(count, dtype=object)
     pos, end = 0, len(buffer)
+    if count * BYTES_LENGTH.size > end:  # checked before allocating: the shape is untrusted
+        raise _bad(
+            name,
+            f"binary BYTES data of {end} bytes cannot hold {count} elements",
+            sent=end,
+            expected=f"at least {count * BYTES_LENGTH.size} bytes (4 per element)",
+        )
+    out = np.empty(count, dtype=object)
     for i in range(count):
         if pos + 4 > end:
             break
