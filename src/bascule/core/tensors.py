@@ -369,7 +369,7 @@ def decode_tensor(spec: Any, binary: memoryview, offset: int) -> tuple[Tensor, i
     if not isinstance(name, str) or not name:
         raise InvalidInputError.for_field("input name", name, "a non-empty string")
     datatype = spec.get("datatype")
-    if datatype not in DATATYPES:
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise _bad(
             name,
             f"sent datatype {_shown(datatype)}; expected one of {', '.join(DATATYPES)}",

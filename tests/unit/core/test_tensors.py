@@ -81,6 +81,7 @@ BAD_INPUTS = [
     ({"name": "x", "datatype": "BOOL", "shape": [1], "data": [1]}, ["'x'", "1", "BOOL"]),
     ({"name": "c", "datatype": "BYTES", "shape": [2], "data": ["a", 1]}, ["'c'", "1", "strings"]),
     ({"name": "x", "datatype": "FP33", "shape": [1], "data": [1]}, ["'x'", "'FP33'", "FP32"]),
+    ({"name": "x", "datatype": ["FP32"], "shape": [1], "data": [1]}, ["'x'", "['FP32']"]),
     (
         {"name": "x", "datatype": "FP32", "shape": [-1], "data": [1]},
         ["'x'", "[-1]", "non-negative"],
