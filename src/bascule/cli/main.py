@@ -11,6 +11,7 @@ from bascule._version import __version__
 from bascule.cli.context import get_services, get_settings, set_config_path
 from bascule.cli.errors import run_guarded
 from bascule.cli.features import features_app
+from bascule.cli.loadtest import loadtest
 from bascule.cli.models import models_app
 from bascule.cli.monitor import alerts_app, feedback_app, monitor_app
 from bascule.cli.output import console, print_json, print_table
@@ -36,6 +37,7 @@ app.add_typer(feedback_app, name="feedback")
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(alerts_app, name="alerts")
 app.command()(serve)
+app.command()(loadtest)
 
 
 def _version(value: bool) -> None:
