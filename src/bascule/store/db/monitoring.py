@@ -326,13 +326,13 @@ class MonitoringRepository:
         with self._db.transaction() as conn:
             if not self._db.is_sqlite:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _RULES_LOCK_ID})
-            stored = conn.execute(select(t).where(t.model == model)).all()
-            states, changes = decide(
-                {r.rule: RuleState(r.consecutive, r.last_window_end, r.firing_alert_id)
-                 for r in stored}
-            )  # fmt: skip
+            stored = {
+                r.rule: RuleState(r.consecutive, r.last_window_end, r.firing_alert_id)
+                for r in conn.execute(select(t).where(t.model == model))
+            }
+            states, changes = decide(dict(stored))
             for rule, state in states.items():
-                firing = state.firing_alert_id if state.firing_alert_id != -1 else None
+                firing = stored[rule].firing_alert_id if rule in stored else None
                 for change in changes.get(rule, ()):
                     if isinstance(change, Alert):
                         firing = self._fire(conn, model, rule, change)
