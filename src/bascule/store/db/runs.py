@@ -403,7 +403,7 @@ class RunRepository:
     def get_run(self, run_id: str) -> Run:
         """Raises: RunNotFoundError."""
         with self._db.transaction(write=False) as conn:
-            row = conn.execute(select(RunRow).where(RunRow.id == run_id)).first()
+            row = conn.execute(select(*_RUN_COLUMNS).where(RunRow.id == run_id)).first()
             if row is None:
                 raise RunNotFoundError(run_id)
             return self._hydrate(conn, [row])[0]
@@ -430,7 +430,7 @@ class RunRepository:
         include_deleted: bool = False,
     ) -> list[Run]:
         """Runs matching every filter, ordered, one page (``max_results`` from ``offset``)."""
-        q = select(RunRow)
+        q = select(*_RUN_COLUMNS)
         if experiment_ids is not None:
             q = q.where(RunRow.experiment_id.in_(list(experiment_ids)))
         if not include_deleted:
@@ -489,7 +489,7 @@ class RunRepository:
         """
         if not rows:
             return []
-        ids = [r.id for r in rows]
+        ids = [r[0] for r in rows]
         params: dict[str, dict[str, str]] = {i: {} for i in ids}
         tags: dict[str, dict[str, str]] = {i: {} for i in ids}
         metrics: dict[str, dict[str, Metric]] = {i: {} for i in ids}
@@ -514,25 +514,43 @@ class RunRepository:
             datasets[r.run_id].append(
                 DatasetInput(r.name, r.digest, r.num_rows, dict(r.schema), r.source, r.context)
             )
-        return [
-            Run(
-                id=r.id,
-                experiment_id=r.experiment_id,
-                name=r.name,
-                status=r.status,
-                start_time=r.start_time,
-                end_time=r.end_time,
-                parent_run_id=r.parent_run_id,
-                user=r.user,
-                lifecycle_stage=r.lifecycle_stage,
-                params=params[r.id],
-                metrics=metrics[r.id],
-                tags=tags[r.id],
-                artifacts=sorted(artifacts[r.id], key=_by_path) if artifacts[r.id] else [],
-                datasets=datasets[r.id],
+        out = []
+        # Positional unpacking: Row attribute access costs more than building the Run.
+        for run_id, exp_id, name, status, start, end, parent, user, stage in rows:
+            arts = artifacts[run_id]
+            out.append(
+                Run(
+                    run_id,
+                    exp_id,
+                    name,
+                    status,
+                    start,
+                    end,
+                    parent,
+                    user,
+                    stage,
+                    params[run_id],
+                    metrics[run_id],
+                    tags[run_id],
+                    sorted(arts, key=_by_path) if len(arts) > 1 else arts,
+                    datasets[run_id],
+                )
             )
-            for r in rows
-        ]
+        return out
+
+
+# The columns of a run, in the order of the Run record's first fields.
+_RUN_COLUMNS = (
+    RunRow.id,
+    RunRow.experiment_id,
+    RunRow.name,
+    RunRow.status,
+    RunRow.start_time,
+    RunRow.end_time,
+    RunRow.parent_run_id,
+    RunRow.user,
+    RunRow.lifecycle_stage,
+)
 
 
 def _children_query(run_ids: Any) -> Any:
