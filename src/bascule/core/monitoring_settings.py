@@ -119,7 +119,8 @@ class ModelMonitoringSettings(_Section):
     """How one model is monitored."""
 
     segment_column: str | None = None
-    """Column of the prediction log whose values get their own performance figures."""
+    """Model input (a column of the prediction log) whose values get their own performance
+    and business figures, beside those of all rows."""
     routes: list[str] = ["champion", ""]
     """Prediction-log routes monitored: ``champion`` and ``""`` (no policy) by default; add
     ``challenger`` or ``shadow`` to include those answers."""

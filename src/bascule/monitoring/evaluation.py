@@ -55,6 +55,7 @@ __all__ = [
     "build_reference",
     "cost_column",
     "evaluate_window",
+    "findings_only",
     "input_frame",
 ]
 
