@@ -26,18 +26,17 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from bascule.core.errors import ConflictError, ExperimentNotFoundError, RunNotFoundError
-from bascule.core.records import DatasetInput, Experiment, Metric, Run, RunArtifact
+from bascule.core.records import DatasetInput, Metric, Run, RunArtifact
 from bascule.core.search import Filter, OrderBy
+from bascule.store.db._sql import upsert
 from bascule.store.db.engine import Database
+from bascule.store.db.experiments import ExperimentQueries
 from bascule.store.db.tables import (
     DatasetInputRow,
     ExperimentRow,
-    ExperimentTagRow,
     LatestMetricRow,
     MetricRow,
     ParamRow,
@@ -78,129 +77,11 @@ def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
             return column.ilike(value)  # type: ignore[no-any-return]
 
 
-class RunRepository:
+class RunRepository(ExperimentQueries):
     """Experiments and runs in the metadata DB; every write is one transaction."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
-
-    # -- experiments ----------------------------------------------------------------------------
-
-    def create_experiment(
-        self,
-        name: str,
-        *,
-        now: int,
-        artifact_location: str = "",
-        tags: dict[str, str] | None = None,
-    ) -> Experiment:
-        """Insert an experiment.
-
-        Raises:
-            ConflictError: an experiment with that name exists.
-        """
-        try:
-            with self._db.transaction() as conn:
-                exp_id = conn.execute(
-                    insert(ExperimentRow)
-                    .values(
-                        name=name,
-                        artifact_location=artifact_location,
-                        lifecycle_stage="active",
-                        created_at=now,
-                        updated_at=now,
-                    )
-                    .returning(ExperimentRow.id)
-                ).scalar_one()
-                if tags:
-                    conn.execute(
-                        insert(ExperimentTagRow),
-                        [{"experiment_id": exp_id, "key": k, "value": v} for k, v in tags.items()],
-                    )
-        except SAIntegrityError:
-            raise ConflictError(
-                f"experiment {name!r} already exists; choose another name or use it", name=name
-            ) from None
-        return self.get_experiment(exp_id)
-
-    def _experiment(self, conn: Connection, row: ExperimentRow | Any) -> Experiment:
-        tags = dict(
-            conn.execute(
-                select(ExperimentTagRow.key, ExperimentTagRow.value).where(
-                    ExperimentTagRow.experiment_id == row.id
-                )
-            ).all()
-        )
-        return Experiment(
-            id=row.id,
-            name=row.name,
-            created_at=row.created_at,
-            lifecycle_stage=row.lifecycle_stage,
-            artifact_location=row.artifact_location,
-            tags=tags,
-        )
-
-    def get_experiment(self, experiment_id: int) -> Experiment:
-        """Raises: ExperimentNotFoundError."""
-        with self._db.transaction(write=False) as conn:
-            row = conn.execute(
-                select(ExperimentRow).where(ExperimentRow.id == experiment_id)
-            ).first()
-            if row is None:
-                raise ExperimentNotFoundError(experiment_id, available=self._names(conn))
-            return self._experiment(conn, row)
-
-    def find_experiment(self, name: str) -> Experiment | None:
-        """The experiment with that name, or None."""
-        with self._db.transaction(write=False) as conn:
-            row = conn.execute(select(ExperimentRow).where(ExperimentRow.name == name)).first()
-            return None if row is None else self._experiment(conn, row)
-
-    def experiment_names(self) -> list[str]:
-        with self._db.transaction(write=False) as conn:
-            return self._names(conn)
-
-    def _names(self, conn: Connection) -> list[str]:
-        return list(conn.execute(select(ExperimentRow.name).order_by(ExperimentRow.id)).scalars())
-
-    def list_experiments(self, *, include_deleted: bool = False) -> list[Experiment]:
-        with self._db.transaction(write=False) as conn:
-            q = select(ExperimentRow).order_by(ExperimentRow.id)
-            if not include_deleted:
-                q = q.where(ExperimentRow.lifecycle_stage == "active")
-            return [self._experiment(conn, r) for r in conn.execute(q).all()]
-
-    def update_experiment(
-        self, experiment_id: int, *, now: int, name: str | None = None, stage: str | None = None
-    ) -> None:
-        """Rename, delete or restore an experiment.
-
-        Raises:
-            ExperimentNotFoundError, ConflictError.
-        """
-        values: dict[str, Any] = {"updated_at": now}
-        if name is not None:
-            values["name"] = name
-        if stage is not None:
-            values["lifecycle_stage"] = stage
-        try:
-            with self._db.transaction() as conn:
-                n = conn.execute(
-                    update(ExperimentRow).where(ExperimentRow.id == experiment_id).values(**values)
-                ).rowcount
-                if n == 0:
-                    raise ExperimentNotFoundError(experiment_id, available=self._names(conn))
-        except SAIntegrityError:
-            raise ConflictError(f"experiment {name!r} already exists", name=name) from None
-
-    def set_experiment_tag(self, experiment_id: int, key: str, value: str) -> None:
-        with self._db.transaction() as conn:
-            _upsert(
-                conn,
-                ExperimentTagRow,
-                {"experiment_id": experiment_id, "key": key},
-                {"value": value},
-            )
 
     # -- runs -----------------------------------------------------------------------------------
 
@@ -316,7 +197,7 @@ class RunRepository:
                     conn.execute(insert(ParamRow), new)
             if tags:
                 for key, value in tags.items():
-                    _upsert(conn, RunTagRow, {"run_id": run_id, "key": key}, {"value": value})
+                    upsert(conn, RunTagRow, {"run_id": run_id, "key": key}, {"value": value})
             if metrics:
                 conn.execute(
                     insert(MetricRow),
@@ -376,7 +257,7 @@ class RunRepository:
     def add_artifact(self, run_id: str, artifact: RunArtifact) -> None:
         with self._db.transaction() as conn:
             self._require(conn, run_id)
-            _upsert(
+            upsert(
                 conn,
                 RunArtifactRow,
                 {"run_id": run_id, "path": artifact.path},
@@ -591,10 +472,3 @@ def _to_db(value: float) -> float | None:
 
 def _from_db(value: float | None) -> float:
     return math.nan if value is None else value
-
-
-def _upsert(conn: Connection, table: Any, keys: dict[str, Any], values: dict[str, Any]) -> None:
-    """Insert or update one row by primary key, in the dialect's own ON CONFLICT form."""
-    dialect = conn.dialect.name
-    ins = (postgresql if dialect == "postgresql" else sqlite).insert(table).values(**keys, **values)
-    conn.execute(ins.on_conflict_do_update(index_elements=list(keys), set_=values))
