@@ -111,8 +111,7 @@ class MonitoringRepository:
                 )
                 existing.update((r.request_id, r.row) for r in conn.execute(q))
             values = [self._feedback_values(e, now) for e in latest.values()]
-            for part in _chunks(values):
-                _upsert(conn, FeedbackRow, part, ["request_id", "row"])
+            _upsert(conn, FeedbackRow, values, ["request_id", "row"])
         return len(keys) - len(existing), len(existing)
 
     @staticmethod
@@ -411,8 +410,9 @@ class MonitoringRepository:
 def _upsert(conn: Connection, table: Any, rows: Sequence[dict[str, Any]], keys: list[str]) -> None:
     """Insert rows, or update the existing ones by primary key (the dialect's ON CONFLICT)."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).values(list(rows))
+    stmt = dialect.insert(table)
     columns = [k for k in rows[0] if k not in keys]
-    conn.execute(
-        stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in columns})
+    stmt = stmt.on_conflict_do_update(
+        index_elements=keys, set_={c: stmt.excluded[c] for c in columns}
     )
+    conn.execute(stmt, list(rows))  # executemany: compiled once, cached
