@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -13,6 +14,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from tests.integration.monitoring.conftest import HOUR, T0, MakeWorld, sample
 
+from bascule.http.control.app import create_app
+from bascule.http.control.background import run_schedule
 from bascule.monitoring.notifiers import AlertEvent
 from bascule.testing import serve_in_thread
 
@@ -151,3 +154,35 @@ def test_a_cron_schedule_is_understood(make_world: MakeWorld) -> None:
     scheduler.tick()
 
     assert T0 + HOUR == scheduler.next_due
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_the_server_task_ticks_the_scheduler_and_stops_with_the_app(
+    make_world: MakeWorld,
+) -> None:
+    world = make_world(schedule="1m")
+    world.log(sample(50, seed=6), hour=0)
+    world.clock.advance(30 * 60)
+    scheduler = world.services.monitor_scheduler()
+    assert scheduler is not None
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        world.clock.advance(seconds)
+        if len(slept) == 3:
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await run_schedule(scheduler, sleep=sleep)
+    app = create_app(world.services)
+    async with app.router.lifespan_context(app):
+        await asyncio.sleep(0)
+
+    assert [60.0, 60.0, 60.0] == slept
+    assert 2 == len(world.services.monitoring.runs("fraud"))
