@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -402,7 +402,8 @@ def _performance(
         _performance_row(out, row, seg, currency)
     for finding in report.findings:
         if finding.code != "no_labels":
-            out.finding(finding)
+            column = LABEL_COLUMN if finding.column == "__label__" else finding.column
+            out.finding(replace(finding, column=column))
     return labelled
 
 

@@ -1,7 +1,8 @@
 """FeedbackIngester: labels that arrive late, checked and joined to the prediction log.
 
 A request id is **known** when the prediction log holds an answer with that id and row in
-``[now - lookback, now + 1 minute)`` (``monitoring.feedback_lookback``, 30 days by default),
+``[now - lookback, now + 1 day)`` (``monitoring.feedback_lookback``, 30 days by default; the
+day allows for clocks of other hosts),
 in the model the record names or, when it names none, in any registered model. Known
 feedback is checked against the version that answered (a class of a classifier, a number
 for a regressor) and stored with that model and version. Unknown feedback is stored as
@@ -40,6 +41,7 @@ __all__ = ["FeedbackIngester"]
 
 _ROUTE_RANK = {"champion": 0, "": 1, "challenger": 2, "shadow": 3}
 _WRITE_CHUNK = 5000
+_SKEW = timedelta(days=1)  # answers logged "after now" still count (clocks of other hosts)
 Answer = tuple[str, int, int]
 """``(model, version, time in ms)`` of a logged answer."""
 
@@ -150,7 +152,7 @@ class FeedbackIngester:
         wanted = {(fb.request_id, fb.row) for fb in feedback}
         found: dict[tuple[str, int], tuple[int, Answer]] = {}
         for model in sorted(named):
-            frame = self._read(model, start, now + timedelta(minutes=1))
+            frame = self._read(model, start, now + _SKEW)
             if frame.empty:
                 continue
             ids = frame["request_id"].astype(str).tolist()

@@ -3,10 +3,17 @@ performance and business cost against hand-computed figures, findings for bad in
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.base import clone
+from sklearn.linear_model import LinearRegression
 from tests.integration.monitoring.conftest import HOUR, T0, MakeWorld, World, sample, truth
+
+from bascule.store.predictions import PredictionLog, PredictionRecord
+from bascule.testing import FakeClock
 
 DAY = 86_400
 
@@ -216,3 +223,41 @@ def test_results_are_stored_and_read_back(make_world: MakeWorld) -> None:
     assert [report.run] == monitoring.runs("fraud")
     assert {r.run_id for r in stored} == {report.run.id}
     assert [] == monitoring.results("fraud", metric="feature_drift", status="alert")
+
+
+def test_a_regressor_gets_errors_and_its_labels_must_be_numbers(make_svc) -> None:
+    clock = FakeClock(T0)
+    services = make_svc(clock=clock, monitoring={"models": {"price": {"multivariate": False}}})
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=500), "b": rng.normal(size=500)})
+    model = LinearRegression().fit(frame, 3 * frame.a - frame.b)
+    services.registry.register("price", model, sample=frame)
+    current = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+    predicted = services.registry.load("price:1").predict(current).astype(np.float32)
+    log = PredictionLog(services.artifacts, clock=clock)
+    for i in range(200):
+        inputs = {c: current[c].to_numpy()[i : i + 1] for c in ("a", "b")}
+        at = T0 + timedelta(seconds=i)
+        log.append(
+            PredictionRecord(
+                f"p{i}", "price", 1, at, inputs, {"prediction": predicted[i : i + 1]}, 1.0
+            )
+        )
+    log.close()
+    actual = 3 * current.a.to_numpy() - current.b.to_numpy() + rng.normal(0, 0.5, 200)
+
+    ingested = services.monitoring.ingest_feedback(
+        [{"request_id": f"p{i}", "label": float(actual[i])} for i in range(100)]
+        + [{"request_id": "p150", "label": "high"}]
+    )
+    r = services.monitoring.run("price", since=T0, until=T0 + HOUR).results
+
+    assert (100, 0, 1) == (ingested.accepted, ingested.unknown, ingested.invalid)
+    assert (
+        "expected a finite number (model 'price:1' is a regressor)" in ingested.invalid_reasons[0]
+    )
+    assert World.values(r, "mae")[0] == pytest.approx(
+        np.mean(np.abs(predicted[:100] - actual[:100]))
+    )
+    assert {"rmse", "r2"} <= {x.metric for x in r}
+    assert [100.0] == World.values(r, "labelled_rows", segment=None)
