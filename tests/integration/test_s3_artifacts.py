@@ -151,7 +151,9 @@ def test_s3_unreachable_endpoint_raises_storage_error(closed_port: int) -> None:
     assert "artifacts" == info.value.details["bucket"]
 
 
-def test_registry_and_tracking_run_on_an_s3_artifact_root(endpoint_url: str, bucket: str, tmp_path) -> None:
+def test_registry_and_tracking_run_on_an_s3_artifact_root(
+    endpoint_url: str, bucket: str, tmp_path
+) -> None:
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
@@ -161,7 +163,10 @@ def test_registry_and_tracking_run_on_an_s3_artifact_root(endpoint_url: str, buc
         tmp_path / "home",
         artifacts=f"s3://{bucket}/team-a",
         s3=S3Settings(
-            endpoint_url=endpoint_url, region=REGION, access_key_id=ACCESS_KEY, secret_access_key=SECRET_KEY
+            endpoint_url=endpoint_url,
+            region=REGION,
+            access_key_id=ACCESS_KEY,
+            secret_access_key=SECRET_KEY,
         ),
     )
     X = np.random.default_rng(0).normal(size=(60, 3))
