@@ -44,6 +44,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -371,7 +372,7 @@ def check_goals(res: dict[str, Figures], raw: dict[str, float], peers: bool) -> 
             goal(
                 f"{load}_prediction_log_costs_under_10pct",
                 share >= 0.9,
-                f"{1 - share:+.1%} throughput lost with the log on",
+                f"{1 - share:.1%} of the throughput lost with the log on",
             )
 
 
@@ -394,6 +395,13 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"preparing the model in {work}")
         paths = prepare(work)
         rows = paths["rows"]
+        load = os.getloadavg()[0]
+        emit(
+            "machine_load_1m_start",
+            load,
+            "processes",
+            f"{os.cpu_count()} CPUs; others' jobs skew figures",
+        )
         raw = raw_onnxruntime(paths["onnx"], 1.0 if args.quick else 3.0)
         emit(
             "onnxruntime_rows64_rows_per_s",
@@ -448,9 +456,13 @@ def main(argv: list[str] | None = None) -> int:
                     every if not args.quick else ["c1", "c64", "rows64"],
                 )
             )
-        results = {
-            name: run_config(name, start, loads, rows, args) for name, start, loads in configs
-        }
+        # Interleave bascule's and the peers' configurations: on a shared machine, load from
+        # other jobs then falls on all of them alike rather than on whichever runs first.
+        ours = [c for c in configs if c[0].startswith("bascule")]
+        theirs = [c for c in configs if not c[0].startswith("bascule")]
+        order = [c for pair in zip_longest(ours, theirs) for c in pair if c is not None]
+        results = {name: run_config(name, start, loads, rows, args) for name, start, loads in order}
+        emit("machine_load_1m_end", os.getloadavg()[0], "processes")
         check_goals(results, raw, peers=not args.bascule_only)
     finally:
         shutil.rmtree(work, ignore_errors=True)
