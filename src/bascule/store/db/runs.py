@@ -347,12 +347,11 @@ class RunRepository(ExperimentQueries):
             rows = conn.execute(q).all()
             return self._hydrate(conn, rows)
 
-    def _id_set(self, ids: list[str]) -> Any:
-        """A subquery yielding ``ids``, bound as a single parameter."""
+    def _children(self, conn: Connection, ids: list[str]) -> Any:
+        """Every child row of the runs ``ids`` in one statement, built once per dialect."""
         if self._db.is_sqlite:
-            each = func.json_each(bindparam("run_ids", json.dumps(ids))).table_valued("value")
-            return select(each.c.value)
-        return select(func.unnest(bindparam("run_ids", ids, type_=ARRAY(String(32)))))
+            return conn.execute(_CHILDREN_SQLITE, {"run_ids": json.dumps(ids)}).all()
+        return conn.execute(_CHILDREN_POSTGRES, {"run_ids": ids}).all()
 
     def count_runs(self, experiment_id: int) -> int:
         with self._db.transaction(write=False) as conn:
@@ -375,26 +374,32 @@ class RunRepository(ExperimentQueries):
         tags: dict[str, dict[str, str]] = {i: {} for i in ids}
         metrics: dict[str, dict[str, Metric]] = {i: {} for i in ids}
         artifacts: dict[str, list[RunArtifact]] = {i: [] for i in ids}
-        datasets: dict[str, list[DatasetInput]] = {i: [] for i in ids}
-        run_ids = self._id_set(ids)
-        for kind, run_id, key, text, num, integer, ts in conn.execute(
-            _children_query(run_ids)
-        ).all():
+        datasets: dict[str, list[tuple[int, DatasetInput]]] = {i: [] for i in ids}
+        for kind, run_id, key, text, num, n1, n2, extra in self._children(conn, ids):
             if kind == "m":
-                metrics[run_id][key] = Metric(key, _from_db(num), integer, ts)
+                metrics[run_id][key] = Metric(key, _from_db(num), n1, n2)
             elif kind == "p":
                 params[run_id][key] = text
             elif kind == "t":
                 tags[run_id][key] = text
+            elif kind == "a":
+                artifacts[run_id].append(RunArtifact(key, text, n1))
             else:
-                artifacts[run_id].append(RunArtifact(key, text, integer))
-        d = DatasetInputRow.__table__.c
-        for r in conn.execute(
-            select(DatasetInputRow).where(d.run_id.in_(run_ids)).order_by(d.id)
-        ).all():
-            datasets[r.run_id].append(
-                DatasetInput(r.name, r.digest, r.num_rows, dict(r.schema), r.source, r.context)
-            )
+                meta = json.loads(extra)
+                schema = meta["schema"]
+                datasets[run_id].append(
+                    (
+                        n2,
+                        DatasetInput(
+                            key,
+                            text,
+                            n1,
+                            json.loads(schema) if isinstance(schema, str) else schema,
+                            meta["source"],
+                            meta["context"],
+                        ),
+                    )
+                )
         out = []
         # Positional unpacking: Row attribute access costs more than building the Run.
         for run_id, exp_id, name, status, start, end, parent, user, stage in rows:
@@ -414,7 +419,7 @@ class RunRepository(ExperimentQueries):
                     metrics[run_id],
                     tags[run_id],
                     sorted(arts, key=_by_path) if len(arts) > 1 else arts,
-                    datasets[run_id],
+                    [ds for _, ds in sorted(datasets[run_id], key=_first)],
                 )
             )
         return out
@@ -434,32 +439,57 @@ _RUN_COLUMNS = (
 )
 
 
-def _children_query(run_ids: Any) -> Any:
-    """One statement for the params, tags, latest metrics and artifacts of the given runs.
+def _children_query(run_ids: Any, extra: Any) -> Any:
+    """One statement for the params, tags, latest metrics, artifacts and data sets of runs.
 
-    Columns: kind ('p', 't', 'm', 'a'), run_id, key, text, number, integer, timestamp.
+    Columns: kind ('p', 't', 'm', 'a', 'd'), run_id, key, text, number, two integers and a
+    JSON text for data sets (schema, source, context); a data set's second integer is its
+    row id, which orders data sets as they were logged.
     """
     p, t, m = ParamRow.__table__.c, RunTagRow.__table__.c, LatestMetricRow.__table__.c
-    a = RunArtifactRow.__table__.c
+    a, d = RunArtifactRow.__table__.c, DatasetInputRow.__table__.c
     text_null, num_null, int_null = (
         null().cast(String),
         null().cast(Float),
         null().cast(BigInteger),
     )
     return union_all(
-        select(literal("p"), p.run_id, p.key, p.value, num_null, int_null, int_null).where(
-            p.run_id.in_(run_ids)
-        ),
-        select(literal("t"), t.run_id, t.key, t.value, num_null, int_null, int_null).where(
-            t.run_id.in_(run_ids)
-        ),
-        select(literal("m"), m.run_id, m.key, text_null, m.value, m.step, m.timestamp).where(
-            m.run_id.in_(run_ids)
-        ),
-        select(literal("a"), a.run_id, a.path, a.digest, num_null, a.size, int_null).where(
-            a.run_id.in_(run_ids)
+        select(
+            literal("p"), p.run_id, p.key, p.value, num_null, int_null, int_null, text_null
+        ).where(p.run_id.in_(run_ids)),
+        select(
+            literal("t"), t.run_id, t.key, t.value, num_null, int_null, int_null, text_null
+        ).where(t.run_id.in_(run_ids)),
+        select(
+            literal("m"), m.run_id, m.key, text_null, m.value, m.step, m.timestamp, text_null
+        ).where(m.run_id.in_(run_ids)),
+        select(
+            literal("a"), a.run_id, a.path, a.digest, num_null, a.size, int_null, text_null
+        ).where(a.run_id.in_(run_ids)),
+        select(literal("d"), d.run_id, d.name, d.digest, num_null, d.num_rows, d.id, extra).where(
+            d.run_id.in_(run_ids)
         ),
     )
+
+
+def _dataset_meta(json_object: Any) -> Any:
+    d = DatasetInputRow.__table__.c
+    return json_object("schema", d.schema, "source", d.source, "context", d.context).cast(String)
+
+
+# Built once: only the bound list of run ids changes between calls.
+_CHILDREN_SQLITE = _children_query(
+    select(func.json_each(bindparam("run_ids", type_=String)).table_valued("value").c.value),
+    _dataset_meta(func.json_object),
+)
+_CHILDREN_POSTGRES = _children_query(
+    select(func.unnest(bindparam("run_ids", type_=ARRAY(String(32))))),
+    _dataset_meta(func.json_build_object),
+)
+
+
+def _first(item: tuple[int, DatasetInput]) -> int:
+    return item[0]
 
 
 def _by_path(artifact: RunArtifact) -> str:
