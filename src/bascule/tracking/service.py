@@ -309,7 +309,11 @@ class TrackingService:
         if experiment_ids is not None:
             ids = [_experiment_id(i) for i in experiment_ids]
         if experiment_names:
-            ids = (ids or []) + [self.get_experiment_by_name(n).id for n in experiment_names]
+            found = self._runs.experiment_ids(list(experiment_names))
+            missing = [n for n in experiment_names if n not in found]
+            if missing:
+                raise ExperimentNotFoundError(missing[0], available=self._runs.experiment_names())
+            ids = (ids or []) + [found[n] for n in experiment_names]
         offset = 0
         if page_token:
             if not page_token.isdigit():

@@ -93,6 +93,14 @@ class ExperimentQueries:
             row = conn.execute(select(ExperimentRow).where(ExperimentRow.name == name)).first()
             return None if row is None else self._experiment(conn, row)
 
+    def experiment_ids(self, names: list[str]) -> dict[str, int]:
+        """The ids of the experiments with these names (absent names are left out)."""
+        with self._db.transaction(write=False) as conn:
+            rows = conn.execute(
+                select(ExperimentRow.name, ExperimentRow.id).where(ExperimentRow.name.in_(names))
+            ).all()
+        return {str(name): int(exp_id) for name, exp_id in rows}
+
     def experiment_names(self) -> list[str]:
         with self._db.transaction(write=False) as conn:
             return self._names(conn)
