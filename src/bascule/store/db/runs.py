@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -12,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Connection,
     Float,
+    Integer,
     String,
     and_,
     asc,
@@ -310,41 +312,31 @@ class RunRepository(ExperimentQueries):
         offset: int = 0,
         include_deleted: bool = False,
     ) -> list[Run]:
-        """Runs matching every filter, ordered, one page (``max_results`` from ``offset``)."""
-        q = select(*_RUN_COLUMNS)
+        """Runs matching every filter, ordered, one page (``max_results`` from ``offset``).
+
+        The statement depends only on the query's shape (which kinds, operators and
+        orderings); keys and values are bound parameters, so repeated searches reuse one
+        built statement.
+        """
+        shape = (
+            experiment_ids is not None,
+            include_deleted,
+            tuple((f.kind, f.key if f.kind == "attribute" else "", f.op) for f in filters),
+            tuple((o.kind, o.key if o.kind == "attribute" else "", o.ascending) for o in order_by),
+        )
+        params: dict[str, Any] = {"limit": max_results, "offset": offset}
         if experiment_ids is not None:
-            q = q.where(RunRow.experiment_id.in_(list(experiment_ids)))
-        if not include_deleted:
-            q = q.where(RunRow.lifecycle_stage == "active")
+            params["experiment_ids"] = list(experiment_ids)
         for i, f in enumerate(filters):
-            if f.kind == "attribute":
-                q = q.where(_compare(_ATTR_COLUMNS[f.key], f.op, f.value))
-                continue
-            table = {"metric": LatestMetricRow, "param": ParamRow, "tag": RunTagRow}[
-                f.kind
-            ].__table__.alias(f"f{i}")
-            q = q.join(
-                table,
-                and_(
-                    table.c.run_id == RunRow.id,
-                    table.c.key == f.key,
-                    _compare(table.c.value, f.op, f.value),
-                ),
-            )
+            params[f"f{i}_value"] = f.value
+            if f.kind != "attribute":
+                params[f"f{i}_key"] = f.key
         for i, o in enumerate(order_by):
-            direction = asc if o.ascending else desc
-            if o.kind == "attribute":
-                q = q.order_by(direction(_ATTR_COLUMNS[o.key]))
-                continue
-            table = {"metric": LatestMetricRow, "param": ParamRow, "tag": RunTagRow}[
-                o.kind
-            ].__table__.alias(f"o{i}")
-            q = q.outerjoin(table, and_(table.c.run_id == RunRow.id, table.c.key == o.key))
-            # Runs without the key sort last either way, as in MLflow.
-            q = q.order_by(table.c.value.is_(None), direction(table.c.value))
-        q = q.order_by(desc(RunRow.start_time), RunRow.id).limit(max_results).offset(offset)
+            if o.kind != "attribute":
+                params[f"o{i}_key"] = o.key
+        q = _search_statement(*shape)
         with self._db.transaction(write=False) as conn:
-            rows = conn.execute(q).all()
+            rows = conn.execute(q, params).all()
             return self._hydrate(conn, rows)
 
     def _children(self, conn: Connection, ids: list[str]) -> Any:
@@ -437,6 +429,52 @@ _RUN_COLUMNS = (
     RunRow.user,
     RunRow.lifecycle_stage,
 )
+
+
+@functools.lru_cache(maxsize=256)
+def _search_statement(
+    by_experiment: bool,
+    include_deleted: bool,
+    filters: tuple[tuple[str, str, str], ...],
+    order_by: tuple[tuple[str, str, bool], ...],
+) -> Any:
+    """The search statement for one query shape, with every key and value as a parameter."""
+    tables = {"metric": LatestMetricRow, "param": ParamRow, "tag": RunTagRow}
+    q = select(*_RUN_COLUMNS)
+    if by_experiment:
+        q = q.where(RunRow.experiment_id.in_(bindparam("experiment_ids", expanding=True)))
+    if not include_deleted:
+        q = q.where(RunRow.lifecycle_stage == "active")
+    for i, (kind, attr, op) in enumerate(filters):
+        value: Any = bindparam(f"f{i}_value")
+        if kind == "attribute":
+            q = q.where(_compare(_ATTR_COLUMNS[attr], op, value))
+            continue
+        table = tables[kind].__table__.alias(f"f{i}")
+        q = q.join(
+            table,
+            and_(
+                table.c.run_id == RunRow.id,
+                table.c.key == bindparam(f"f{i}_key"),
+                _compare(table.c.value, op, value),
+            ),
+        )
+    for i, (kind, attr, ascending) in enumerate(order_by):
+        direction = asc if ascending else desc
+        if kind == "attribute":
+            q = q.order_by(direction(_ATTR_COLUMNS[attr]))
+            continue
+        table = tables[kind].__table__.alias(f"o{i}")
+        q = q.outerjoin(
+            table, and_(table.c.run_id == RunRow.id, table.c.key == bindparam(f"o{i}_key"))
+        )
+        # Runs without the key sort last either way, as in MLflow.
+        q = q.order_by(table.c.value.is_(None), direction(table.c.value))
+    return (
+        q.order_by(desc(RunRow.start_time), RunRow.id)
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
+    )
 
 
 def _children_query(run_ids: Any, extra: Any) -> Any:
