@@ -11,10 +11,12 @@ from bascule._version import __version__
 from bascule.cli.context import get_services, get_settings, set_config_path
 from bascule.cli.errors import run_guarded
 from bascule.cli.features import features_app
+from bascule.cli.init import init
 from bascule.cli.loadtest import loadtest
 from bascule.cli.models import models_app
 from bascule.cli.monitor import alerts_app, feedback_app, monitor_app
 from bascule.cli.output import console, print_json, print_table
+from bascule.cli.retrain import retrain, validate_project
 from bascule.cli.runs import experiments_app, runs_app
 from bascule.cli.serve import serve
 
@@ -38,6 +40,8 @@ app.add_typer(monitor_app, name="monitor")
 app.add_typer(alerts_app, name="alerts")
 app.command()(serve)
 app.command()(loadtest)
+app.command()(init)
+app.command()(retrain)
 
 
 def _version(value: bool) -> None:
@@ -95,6 +99,16 @@ def validate(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")
         else:
             console.print(f"[bold red]problem:[/] {exc.message}", highlight=False)
         raise typer.Exit(exit_code_for(exc)) from None
+    problems, project_check = validate_project(services.settings)
+    if problems:
+        if as_json:
+            print_json({"ok": False, "problems": problems, "settings": sources})
+        else:
+            console.print(f"[bold red]{len(problems)} problem(s) in the project[/]")
+            for p in problems:
+                console.print(f"  • {p}", highlight=False)
+        raise typer.Exit(78)  # EX_CONFIG, as a settings mistake
+    checks.extend(project_check)
     if as_json:
         print_json({"ok": True, "settings": sources, "checks": checks})
         return

@@ -199,3 +199,26 @@ def history(
         )
 
     run_guarded(go)
+
+
+@models_app.command("rollback")
+def rollback(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why; kept in the audit log.")] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the audit event as JSON.")] = False,
+) -> None:
+    """Move the champion alias back to the previous champion (found in the history); audited.
+
+    Example: bascule models rollback fraud --reason "v3 blocks too many good customers"
+    """
+
+    def go() -> None:
+        from bascule.pipelines.rollout import rollback as roll_back
+
+        ev = roll_back(get_services().registry, name, reason=reason)
+        if as_json:
+            print_json(ev)
+            return
+        console.print(f"{name}@champion: v{ev.previous_version} → v{ev.version} (rolled back)")
+
+    run_guarded(go)
