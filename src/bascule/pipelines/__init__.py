@@ -1,5 +1,6 @@
 """Pipelines: steps with declared inputs and outputs, cached, retried and tracked; data
-validation; and the triggers that start retraining.
+validation; the triggers that start retraining; and a project's standard retraining
+pipeline with its promotion gate, rollout plan and compute cost.
 
 Importing this package is cheap: names load their module on first use.
 
@@ -25,8 +26,22 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bascule.pipelines.cache import StepCache
+    from bascule.pipelines.costs import (
+        ComputeCost,
+        compute_cost,
+        cost_per_1000_predictions,
+    )
     from bascule.pipelines.cron import CronSchedule
     from bascule.pipelines.fingerprint import code_fingerprint
+    from bascule.pipelines.gate import (
+        GateDecision,
+        decide,
+    )
+    from bascule.pipelines.project import (
+        check_project,
+        load_entrypoint,
+        read_project_data,
+    )
     from bascule.pipelines.ray import RayRunner
     from bascule.pipelines.results import (
         CacheStatus,
@@ -34,6 +49,20 @@ if TYPE_CHECKING:
         PipelineResult,
         StepError,
         StepRecord,
+    )
+    from bascule.pipelines.retrain import (
+        Retrainer,
+        RetrainOutcome,
+    )
+    from bascule.pipelines.retraining import build_retraining_pipeline
+    from bascule.pipelines.rollout import (
+        RolloutPlan,
+        RolloutState,
+        advance_rollout,
+        current_rollout,
+        evaluate_canary,
+        promote,
+        rollback,
     )
     from bascule.pipelines.runner import LocalRunner, PipelineRunner, build_runner
     from bascule.pipelines.steps import Pipeline, Step, StepContext, step
@@ -63,9 +92,11 @@ if TYPE_CHECKING:
 __all__ = [
     "CacheStatus",
     "ColumnSkew",
+    "ComputeCost",
     "CoordinatorEvent",
     "CronSchedule",
     "DataValidationError",
+    "GateDecision",
     "LocalRunner",
     "NotFittedModelError",
     "Pipeline",
@@ -74,8 +105,12 @@ __all__ = [
     "PipelineRunner",
     "RayRunner",
     "RetrainCoordinator",
+    "RetrainOutcome",
     "RetrainRecord",
     "RetrainRequest",
+    "Retrainer",
+    "RolloutPlan",
+    "RolloutState",
     "Scheduler",
     "SchemaReport",
     "Step",
@@ -87,10 +122,22 @@ __all__ = [
     "Trigger",
     "TriggerKind",
     "ValueSkewReport",
+    "advance_rollout",
+    "build_retraining_pipeline",
     "build_runner",
+    "check_project",
     "check_schema",
     "code_fingerprint",
+    "compute_cost",
+    "cost_per_1000_predictions",
+    "current_rollout",
+    "decide",
+    "evaluate_canary",
+    "load_entrypoint",
+    "promote",
+    "read_project_data",
     "require_fitted",
+    "rollback",
     "schema_from_profile",
     "schema_from_signature",
     "step",
@@ -98,6 +145,20 @@ __all__ = [
 ]
 
 _MODULES = {
+    "costs": ("ComputeCost", "compute_cost", "cost_per_1000_predictions"),
+    "gate": ("GateDecision", "decide"),
+    "project": ("check_project", "load_entrypoint", "read_project_data"),
+    "retrain": ("RetrainOutcome", "Retrainer"),
+    "retraining": ("build_retraining_pipeline",),
+    "rollout": (
+        "RolloutPlan",
+        "RolloutState",
+        "advance_rollout",
+        "current_rollout",
+        "evaluate_canary",
+        "promote",
+        "rollback",
+    ),
     "cache": ("StepCache",),
     "fingerprint": ("code_fingerprint",),
     "cron": ("CronSchedule",),
