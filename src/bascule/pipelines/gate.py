@@ -162,14 +162,14 @@ def decide(
             f"{metric} cannot be compared (challenger {_fmt(new)}, champion {_fmt(old)})"
         )
     else:
-        better = -regression(metric, old, new)
+        better = -regression(metric, old, new) + 0.0  # + 0.0: no "-0.00%" for a tie
         needed = margin * abs(old)
         improvement = better / abs(old) if old != 0 else None
         if better <= 0 or better < needed:
             shown = f"{improvement:+.2%}" if improvement is not None else f"{better:+.6g}"
             failures.append(
                 f"{metric} {_fmt(new)} vs champion {_fmt(old)}: improvement {shown}, "
-                f"needs more than {margin:.2%}"
+                f"needs at least {margin:.2%}"
                 if margin
                 else f"{metric} {_fmt(new)} is not better than the champion's {_fmt(old)}"
             )

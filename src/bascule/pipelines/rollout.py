@@ -13,7 +13,8 @@ The plan is a small state machine over :class:`RolloutState`:
 Every state is recorded on the model's history as a ``rollout`` event whose details are
 the state (:meth:`RolloutState.to_dict`); :func:`current_rollout` reads the latest one, so
 a server can follow the rollout: it routes by :attr:`RolloutState.mode` and reports the
-KPIs of both routes to :func:`advance_rollout`.
+KPIs of both routes to :func:`advance_rollout`. A state is recorded when the stage changes
+(not at every request): the server counts requests within a stage itself.
 
 :func:`promote` and :func:`rollback` move the champion alias by hand (``bascule models
 rollback``); the move, its reason and the version it left are on the history.
