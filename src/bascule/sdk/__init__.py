@@ -14,6 +14,7 @@ from bascule.sdk.runs import ActiveRun, TrackingBackend, active_run
 if TYPE_CHECKING:
     from bascule.core.records import ModelEvent, ModelVersion
     from bascule.core.settings import Settings
+    from bascule.features.store import FeatureStore
     from bascule.registry.predictor import OnnxPredictor
     from bascule.wiring import Services
 
@@ -21,6 +22,7 @@ __all__ = [
     "ActiveRun",
     "active_run",
     "configure",
+    "feature_store",
     "load_model",
     "register_model",
     "services",
@@ -151,6 +153,17 @@ def set_alias(name: str, alias: str, version: int, *, reason: str = "") -> Model
         ModelNotFoundError, VersionNotFoundError, InvalidInputError.
     """
     return services().registry.set_alias(name, alias, version, reason=reason)
+
+
+def feature_store() -> FeatureStore:
+    """The project's feature store (definitions from ``bascule.yaml``; SQLite or Redis online).
+
+    Example::
+
+        store = bascule.sdk.feature_store()
+        store.get_online_features([{"customer_id": 42}], ["spend:spend_7d"])
+    """
+    return services().features
 
 
 def load_model(ref: str) -> OnnxPredictor:
