@@ -252,3 +252,41 @@ def test_columns_for_the_log_are_one_array_per_feature(
 
     assert COLUMNS == list(columns)
     np.testing.assert_allclose(columns["age"], frame.age.head(3), rtol=1e-6)
+
+
+def test_stored_decision_threshold_decides_the_served_label(
+    numeric: tuple[pd.DataFrame, Any, ServedModel],
+) -> None:
+    frame, model, _ = numeric
+    converted = convert(model, frame)
+    low = ServedModel(
+        OnnxPredictor(converted.onnx_bytes, converted.signature, name="m", version=1),
+        decision_threshold=0.05,
+        positive_label="1",
+    )
+    rows = frame.head(50)
+    (out,) = low.run_batch([low.feeds([Tensor("input", "FP64", rows.to_numpy())])])
+
+    proba = model.predict_proba(rows)[:, 1]
+    assert (proba >= 0.05).astype(int).tolist() == out["label"].tolist()
+    assert (proba >= 0.5).sum() < out["label"].sum()
+
+
+def test_threshold_for_a_model_without_two_classes_is_refused() -> None:
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame(rng.normal(size=(60, 3)), columns=COLUMNS)
+    y = rng.integers(0, 3, 60)
+    converted = convert(LogisticRegression(max_iter=300).fit(frame, y), frame)
+    predictor = OnnxPredictor(converted.onnx_bytes, converted.signature, name="m", version=1)
+
+    with pytest.raises(InvalidInputError, match="decision_threshold"):
+        ServedModel(predictor, decision_threshold=0.3)
+    with pytest.raises(InvalidInputError, match="positive_label"):
+        ServedModel(
+            OnnxPredictor(
+                convert(LogisticRegression().fit(frame, y % 2), frame).onnx_bytes,
+                convert(LogisticRegression().fit(frame, y % 2), frame).signature,
+            ),
+            decision_threshold=0.3,
+            positive_label="yes",
+        )
