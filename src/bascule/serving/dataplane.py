@@ -7,9 +7,10 @@ requests (plain dicts from JSON plus the binary part of the body, or a
 
 An inference request goes: model lookup → V2 decoding → route (champion, canary
 challenger, or the version the request names) → feeds checked against that version's
-signature → the version's adaptive batcher → outputs. Each answer is appended to the
-prediction log (never blocking) with its request id, version, route and policy; in shadow
-mode a copy is offered to the challenger through a bounded queue after the answer is ready.
+signature → the version's adaptive batcher → outputs. Each answer is recorded for the
+prediction log with its request id, version, route and policy (never blocking; answers
+reach the log many at a time, see :mod:`bascule.serving.recording`); in shadow mode a copy
+is offered to the challenger through a bounded queue after the answer is ready.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from bascule._version import __version__
 from bascule.core.clock import Clock
@@ -34,6 +35,7 @@ from bascule.core.refs import ModelRef
 from bascule.core.tensors import ParsedRequest, parse_request
 from bascule.serving.manager import LoadedVersion, ModelManager, ModelSlot
 from bascule.serving.observer import NullObserver, ServingObserver
+from bascule.serving.recording import PredictionRecorder, PredictionSink
 from bascule.serving.router import (
     CHALLENGER,
     CHAMPION,
@@ -42,45 +44,12 @@ from bascule.serving.router import (
     Policy,
     ShadowQueue,
 )
-from bascule.serving.runtime import Outputs
-from bascule.store.predictions import PredictionRecord
 
 __all__ = ["DataPlane", "InferResult", "ModelSpec", "PredictionSink"]
 
 PLATFORM: Final = "onnxruntime_onnx"
 _SINGLE: Final = Policy()
 EXTENSIONS: Final = ["binary_tensor_data"]
-
-
-class PredictionSink(Protocol):
-    """Where answered requests are recorded (``bascule.store.predictions.PredictionLog``)."""
-
-    @property
-    def written_rows(self) -> int:
-        """Rows written so far."""
-        ...
-
-    @property
-    def dropped_rows(self) -> int:
-        """Rows dropped because the buffer was full."""
-        ...
-
-    @property
-    def buffered_rows(self) -> int:
-        """Rows waiting to be written."""
-        ...
-
-    def append(self, record: PredictionRecord) -> bool:
-        """Record one answer without blocking; False when it had to be dropped."""
-        ...
-
-    def start(self) -> None:
-        """Start writing in the background."""
-        ...
-
-    def close(self) -> None:
-        """Write everything buffered and stop (blocking)."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -182,6 +151,9 @@ class DataPlane:
         self._manager = manager
         self._clock = clock
         self._log = prediction_log
+        self._recorder = (
+            PredictionRecorder(prediction_log, clock=clock) if prediction_log is not None else None
+        )
         self._observer: ServingObserver = observer or NullObserver()
         self._entries: dict[str, _Entry] = {}
         for spec in specs:
@@ -221,6 +193,8 @@ class DataPlane:
             if entry.shadow is not None:
                 await entry.shadow.close()
         await self._manager.close()
+        if self._recorder is not None:
+            self._recorder.flush()
         if self._log is not None:
             await asyncio.to_thread(self._log.close)
 
@@ -383,8 +357,10 @@ class DataPlane:
             raise
         outputs = model.outputs(result, parsed.outputs, parsed.binary_output)
         answer_id = parsed.id or request_id
-        if self._log is not None:
-            self._record(request_id, loaded, feeds, result, started, route, entry.policy.name)
+        if self._recorder is not None:
+            self._recorder.record(
+                loaded.model, request_id, feeds, result, started, route, entry.policy.name
+            )
         if entry.shadow is not None and route != CHALLENGER:
             self._offer_shadow(entry, parsed, request_id)
         return InferResult(
@@ -394,32 +370,6 @@ class DataPlane:
             outputs=outputs,
             route=route,
             policy=entry.policy.name,
-        )
-
-    def _record(
-        self,
-        request_id: str,
-        loaded: LoadedVersion,
-        feeds: dict[str, Any],
-        result: Outputs,
-        started: float,
-        route: str,
-        policy: str,
-    ) -> None:
-        if self._log is None:
-            return
-        self._log.append(
-            PredictionRecord(
-                request_id=request_id,
-                model_name=loaded.model.name,
-                model_version=loaded.version,
-                timestamp=self._clock.now_utc(),
-                inputs=loaded.model.columns(feeds),
-                outputs=loaded.model.log_outputs(result),
-                latency_ms=(self._clock.monotonic() - started) * 1000.0,
-                route=route,
-                policy=policy,
-            )
         )
 
     def _offer_shadow(self, entry: _Entry, parsed: ParsedRequest, request_id: str) -> None:
@@ -440,7 +390,10 @@ class DataPlane:
             except BasculeError:
                 observer.shadow_done(entry.name, str(loaded.version), "error")
                 return
-            self._record(request_id, loaded, feeds, result, started, SHADOW, entry.policy.name)
+            if self._recorder is not None:
+                self._recorder.record(
+                    loaded.model, request_id, feeds, result, started, SHADOW, entry.policy.name
+                )
             observer.shadow_done(entry.name, str(loaded.version), "ok")
 
         if not shadow.offer(job):

@@ -1,37 +1,34 @@
-"""Arrow and DuckDB work of the prediction log: records → Parquet bytes, Parquet → frames.
+"""Arrow work of the prediction log: records and batches → Parquet bytes.
 
-Private to :mod:`bascule.store.predictions`. pyarrow and DuckDB are imported on first use,
-so importing the log (the inference server does) stays light.
+Private to :mod:`bascule.store.predictions` (reading is in ``_prediction_query``). pyarrow is
+imported on first use, so importing the log (the inference server does) stays light.
+
+Encoding is column-wise: batches, and records stacked by model, hour, version and columns,
+become parts; parts of one model, hour and column set are joined with one ``np.concatenate``
+per column, and meta columns are expanded from per-request arrays with ``np.repeat``. The
+flusher thread calls ``pause`` between columns so that, sharing the interpreter with the
+request path, it never holds the GIL for long; the Parquet encoding itself runs in Arrow
+with the GIL released.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import itertools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 import numpy as np
 
-from bascule.core.errors import ArtifactNotFoundError, StorageError
-from bascule.store.artifacts.base import ArtifactStore
-from bascule.store.artifacts.local import LocalArtifactStore
-
 if TYPE_CHECKING:
-    import pandas as pd
+    from bascule.store.predictions import PredictionBatch, PredictionRecord
 
-    from bascule.store.predictions import PredictionRecord
-
-__all__ = [
-    "META_COLUMNS",
-    "empty_frame",
-    "encode_tables",
-    "model_prefix",
-    "partition_keys",
-    "query_tables",
-]
+__all__ = ["META_COLUMNS", "encode_tables", "micros", "model_prefix"]
 
 META_COLUMNS: Final = (
     "request_id",
@@ -49,12 +46,11 @@ META_COLUMNS: Final = (
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US: Final = timedelta(microseconds=1)
 _US_PER_HOUR: Final = 3_600_000_000
-_HOUR: Final = timedelta(hours=1)
-_MAX_LISTED_DAYS: Final = 62  # a longer window lists the model's whole folder instead
 
-Columns = dict[str, np.ndarray]
+Columns = Mapping[str, np.ndarray]
 Encoded = tuple[str, bytes, int]
 """``(key, Parquet bytes, rows)`` of one file to write."""
+Pause = Callable[[], None]
 
 
 def model_prefix(prefix: str, model: str) -> str:
@@ -62,30 +58,195 @@ def model_prefix(prefix: str, model: str) -> str:
     return f"{prefix}/model={quote(model, safe='')}/"
 
 
-def _micros(ts: datetime) -> int:
+def micros(ts: datetime) -> int:
+    """Microseconds since the Unix epoch (a naive datetime is taken as UTC)."""
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=UTC)
     return (ts - _EPOCH) // _ONE_US
+
+
+def _no_pause() -> None:
+    return None
 
 
 class _Uneven(Exception):
     """A group's columns cannot be joined as they are (ragged, 2-D or mixed types)."""
 
 
-def _normalise(record: PredictionRecord) -> tuple[Columns, Columns] | str:
-    """The record's columns as 1-D arrays of its row count, or what is wrong with it."""
+@dataclass(slots=True, eq=False)
+class _Part:
+    """Requests of one model version within one hour, per-request fields as arrays."""
+
+    model_name: str
+    model_version: int
+    hour: int
+    rows: int
+    request_ids: Sequence[str]
+    request_rows: Sequence[int] | np.ndarray  # one per request, like the next two
+    timestamps_us: Sequence[int] | np.ndarray
+    latencies_ms: Sequence[float] | np.ndarray
+    routes: Sequence[str]
+    policy: str
+    features_from: str
+    inputs: Columns
+    outputs: Columns
+    records: Sequence[PredictionRecord] = ()
+    """The records stacked into this part (split again if they cannot be joined)."""
+
+    @property
+    def label(self) -> str:
+        ids = self.request_ids  # a part has at least one request
+        return f"request {ids[0]!r}" + (f" (and {len(ids) - 1} more)" if len(ids) > 1 else "")
+
+
+class _Stacked(Mapping[str, np.ndarray]):
+    """The same-named columns of several records, joined when read.
+
+    Raises:
+        _Uneven: (on reading) a record's column does not have its row count, or the
+            columns cannot be joined.
+    """
+
+    __slots__ = ("_columns", "_rows")
+
+    def __init__(self, columns: list[Columns], rows: list[int]) -> None:
+        self._columns = columns
+        self._rows = rows
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        arrays = [c[key] for c in self._columns]
+        if list(map(len, arrays)) != self._rows:
+            raise _Uneven(f"ragged column {key!r}")
+        try:
+            return np.concatenate(arrays)
+        except (ValueError, TypeError) as exc:
+            raise _Uneven(str(exc)) from exc
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns[0])
+
+    def __len__(self) -> int:
+        return len(self._columns[0])
+
+
+def _stack(hour: int, members: list[tuple[PredictionRecord, int, int]]) -> _Part:
+    """One part from records sharing model, hour, version, policy, source and column names."""
+    records = [m[0] for m in members]
+    rows = [m[2] for m in members]
+    first = records[0]
+    return _Part(
+        first.model_name,
+        first.model_version,
+        hour=hour,
+        rows=sum(rows),
+        request_ids=[r.request_id for r in records],
+        request_rows=rows,
+        timestamps_us=[m[1] for m in members],
+        latencies_ms=[r.latency_ms for r in records],
+        routes=[r.route for r in records],
+        policy=first.policy,
+        features_from=first.features_from,
+        inputs=_Stacked([r.inputs for r in records], rows),
+        outputs=_Stacked([r.outputs for r in records], rows),
+        records=records,
+    )
+
+
+def _record_part(record: PredictionRecord) -> _Part:
     n = record.rows
-    out: list[Columns] = [{}, {}]
-    for side, columns in zip(out, (record.inputs, record.outputs), strict=True):
+    us = micros(record.timestamp)
+    return _Part(
+        record.model_name,
+        record.model_version,
+        hour=us // _US_PER_HOUR,
+        rows=n,
+        request_ids=(record.request_id,),
+        request_rows=(n,),
+        timestamps_us=(us,),
+        latencies_ms=(record.latency_ms,),
+        routes=(record.route,),
+        policy=record.policy,
+        features_from=record.features_from,
+        inputs=record.inputs,
+        outputs=record.outputs,
+    )
+
+
+def _batch_parts(batch: PredictionBatch) -> list[_Part] | str:
+    """The batch as parts, one per hour it spans (almost always one), or what is wrong."""
+    ids, routes = batch.request_ids, batch.routes
+    k = len(ids)
+    wrong = (
+        f"batch of {k} requests starting with {ids[0] if k else ''!r}: request_rows, "
+        "timestamps_us, latencies_ms and routes need one entry per request (rows >= 0)"
+    )
+    try:
+        counts = np.asarray(batch.request_rows, dtype=np.int64).reshape(-1)
+        stamps = np.asarray(batch.timestamps_us, dtype=np.int64).reshape(-1)
+        latencies = np.asarray(batch.latencies_ms, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        return wrong
+    if {len(routes), len(counts), len(stamps), len(latencies)} != {k} or (counts < 0).any():
+        return wrong
+    rows = int(counts.sum())
+    if rows == 0:
+        return []
+    hours = stamps // _US_PER_HOUR
+    whole = _Part(
+        batch.model_name,
+        batch.model_version,
+        hour=int(hours[0]),
+        rows=rows,
+        request_ids=ids,
+        request_rows=counts,
+        timestamps_us=stamps,
+        latencies_ms=latencies,
+        routes=routes,
+        policy=batch.policy,
+        features_from=batch.features_from,
+        inputs=batch.inputs,
+        outputs=batch.outputs,
+    )
+    if (hours == whole.hour).all():
+        return [whole]
+    row_hours = np.repeat(hours, counts)
+    parts = []
+    for hour in np.unique(hours).tolist():
+        sel, row_sel = hours == hour, row_hours == hour
+        picked = np.flatnonzero(sel).tolist()
+        try:
+            ins = {name: np.asarray(v)[row_sel] for name, v in batch.inputs.items()}
+            outs = {name: np.asarray(v)[row_sel] for name, v in batch.outputs.items()}
+        except IndexError:
+            return f"batch starting with {ids[0]!r}: a column does not have {rows} rows"
+        parts.append(
+            dataclasses.replace(
+                whole,
+                hour=hour,
+                rows=int(counts[sel].sum()),
+                request_ids=[ids[i] for i in picked],
+                request_rows=counts[sel],
+                timestamps_us=stamps[sel],
+                latencies_ms=latencies[sel],
+                routes=[routes[i] for i in picked],
+                inputs=ins,
+                outputs=outs,
+            )
+        )
+    return parts
+
+
+def _normalise(part: _Part) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | str:
+    """The part's columns as 1-D arrays of its row count, or what is wrong with it."""
+    n = part.rows
+    out: list[dict[str, np.ndarray]] = [{}, {}]
+    for side, columns in zip(out, (part.inputs, part.outputs), strict=True):
         for name, values in columns.items():
             arr = np.asarray(values)
             if arr.ndim == 2 and arr.shape[1] == 1:
                 arr = arr.ravel()
             if arr.ndim != 1 or len(arr) != n:
-                return (
-                    f"request {record.request_id!r}: column {name!r} has shape "
-                    f"{list(arr.shape)}, expected [{n}]"
-                )
+                return f"{part.label}: column {name!r} has shape {list(arr.shape)}, expected [{n}]"
             side[name] = arr
     return out[0], out[1]
 
@@ -104,130 +265,180 @@ def _to_arrow(values: np.ndarray, *, strict: bool) -> Any:
     return pa.array([None if v is None else str(v) for v in values], type=pa.string())
 
 
-def _join(parts: list[np.ndarray], counts: np.ndarray, *, strict: bool) -> Any:
+def _join(parts: list[np.ndarray], rows: np.ndarray, *, strict: bool) -> Any:
     if strict:
         lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
-        if not np.array_equal(lengths, counts):
+        if not np.array_equal(lengths, rows):
             raise _Uneven("ragged column")
-    try:
-        joined = np.concatenate(parts)
+    try:  # contiguous, whatever the parts' strides
+        joined = np.ascontiguousarray(parts[0]) if len(parts) == 1 else np.concatenate(parts)
     except (ValueError, TypeError) as exc:
         raise _Uneven(str(exc)) from exc
     return _to_arrow(joined, strict=strict)
 
 
+def _gather(values: list[Sequence[Any] | np.ndarray], dtype: type[np.generic]) -> np.ndarray:
+    """Per-request values of several parts as one array (records hold tuples, batches arrays)."""
+    if len(values) == 1 or all(isinstance(v, np.ndarray) for v in values):
+        return np.concatenate(values).astype(dtype, copy=False)
+    return np.fromiter(itertools.chain.from_iterable(values), dtype=dtype)
+
+
 def _table(
-    records: list[PredictionRecord],
-    stamps: list[int],
-    counts: np.ndarray,
-    inputs: list[Columns],
-    outputs: list[Columns],
-    *,
-    strict: bool,
+    parts: list[_Part], ins: list[Columns], outs: list[Columns], *, strict: bool, pause: Pause
 ) -> Any:
-    """One Arrow table from records sharing column names, built column by column.
+    """One Arrow table from parts sharing column names, built column by column.
 
     Raises:
-        _Uneven: ``strict`` and a column is ragged, 2-D or mixes types across records.
+        _Uneven: ``strict`` and a column is ragged, 2-D or mixes types across parts.
     """
     import pyarrow as pa
 
-    total = int(counts.sum())
-    owner = pa.array(np.repeat(np.arange(len(records)), counts))
-    starts = np.cumsum(counts) - counts
+    counts = _gather([p.request_rows for p in parts], np.int64)
+    part_rows = np.fromiter((p.rows for p in parts), dtype=np.int64, count=len(parts))
+    total = int(part_rows.sum())
+    one_row_each = len(counts) == total  # the common case: nothing to repeat
+    ids = [i for p in parts for i in p.request_ids]
+    routes = [r for p in parts for r in p.routes]
 
-    def meta(values: list[Any], type_: Any) -> Any:
-        return pa.array(values, type=type_).take(owner)
+    def per_request(values: Any) -> Any:
+        return values if one_row_each else np.repeat(values, counts)
 
-    us = np.repeat(np.array(stamps, dtype=np.int64), counts)
+    def per_part(values: list[Any], type_: Any) -> Any:
+        arr = pa.array(values, type=type_)
+        if len(parts) == 1:
+            return pa.repeat(arr[0], total)
+        return arr.take(pa.array(np.repeat(np.arange(len(parts)), part_rows)))
+
+    def strings(values: list[str]) -> Any:
+        arr = pa.array(values, type=pa.string())
+        if one_row_each:
+            return arr
+        return arr.take(pa.array(np.repeat(np.arange(len(values)), counts)))
+
+    stamps = per_request(_gather([p.timestamps_us for p in parts], np.int64))
+    row = np.zeros(total, dtype=np.int64)
+    if not one_row_each:
+        row = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
     columns: dict[str, Any] = {
-        "request_id": meta([r.request_id for r in records], pa.string()),
-        "row": pa.array(np.arange(total, dtype=np.int64) - np.repeat(starts, counts)),
-        "model_name": meta([r.model_name for r in records], pa.string()),
-        "model_version": meta([r.model_version for r in records], pa.int64()),
-        "timestamp": pa.array(us.view("datetime64[us]"), type=pa.timestamp("us", tz="UTC")),
-        "latency_ms": meta([r.latency_ms for r in records], pa.float64()),
-        "route": meta([r.route for r in records], pa.string()),
-        "policy": meta([r.policy for r in records], pa.string()),
-        "features_from": meta([r.features_from for r in records], pa.string()),
+        "request_id": strings(ids),
+        "row": pa.array(row),
+        "model_name": per_part([p.model_name for p in parts], pa.string()),
+        "model_version": per_part([p.model_version for p in parts], pa.int64()),
+        "timestamp": pa.array(stamps.view("datetime64[us]"), type=pa.timestamp("us", tz="UTC")),
+        "latency_ms": pa.array(per_request(_gather([p.latencies_ms for p in parts], np.float64))),
+        "route": strings(routes),
+        "policy": per_part([p.policy for p in parts], pa.string()),
+        "features_from": per_part([p.features_from for p in parts], pa.string()),
     }
-    for tag, sides in (("input", inputs), ("output", outputs)):
+    pause()
+    for tag, sides in (("input", ins), ("output", outs)):
         for name in sides[0]:
             out = name if name not in columns else f"{tag}.{name}"
-            columns[out] = _join([c[name] for c in sides], counts, strict=strict)
+            columns[out] = _join([c[name] for c in sides], part_rows, strict=strict)
+            pause()
     return pa.table(columns)
 
 
-def _tables(members: list[tuple[PredictionRecord, int, int]], invalid: list[str]) -> list[Any]:
-    """Tables of records with the same column names: one, vectorised, in the common case.
+def _tables(members: list[_Part], invalid: list[str], pause: Pause) -> list[Any]:
+    """Tables of parts with the same column names: one, vectorised, in the common case.
 
-    A group that cannot be joined as it is takes the slow path: each record is checked
-    (malformed ones are described in ``invalid`` and left out) and records are split by
-    column dtypes, one table each.
+    A group that cannot be joined as it is takes the slow path: stacked records are split
+    again, each part is checked (malformed ones are described in ``invalid`` and left out)
+    and parts are split by column dtypes, one table each.
     """
-    records = [m[0] for m in members]
-    stamps = [m[1] for m in members]
-    counts = np.array([m[2] for m in members], dtype=np.int64)
     try:
-        ins, outs = [r.inputs for r in records], [r.outputs for r in records]
-        return [_table(records, stamps, counts, ins, outs, strict=True)]
+        ins, outs = [p.inputs for p in members], [p.outputs for p in members]
+        return [_table(members, ins, outs, strict=True, pause=pause)]
     except _Uneven:
         pass
-    kinds: dict[tuple[Any, ...], list[tuple[PredictionRecord, int, Columns, Columns]]] = {}
-    for record, us, _ in members:
-        cols = _normalise(record)
+    kinds: dict[tuple[Any, ...], list[tuple[_Part, Columns, Columns]]] = {}
+    split = [q for p in members for q in ([_record_part(r) for r in p.records] or [p])]
+    for part in split:
+        cols = _normalise(part)
         if isinstance(cols, str):
             invalid.append(cols)
             continue
         kind = tuple((side, k, v.dtype.str) for side, c in enumerate(cols) for k, v in c.items())
-        kinds.setdefault(kind, []).append((record, us, *cols))
+        kinds.setdefault(kind, []).append((part, *cols))
     return [
         _table(
             [g[0] for g in group],
             [g[1] for g in group],
-            np.array([g[0].rows for g in group], dtype=np.int64),
             [g[2] for g in group],
-            [g[3] for g in group],
             strict=False,
+            pause=pause,
         )
         for group in kinds.values()
     ]
 
 
 def _parquet(table: Any) -> bytes:
+    """Parquet bytes (zstd); only text columns get a dictionary (floats and ids would not
+    repeat, and hashing them is most of the encoding time)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    text = [f.name for f in table.schema if pa.types.is_string(f.type) and f.name != "request_id"]
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
+    pq.write_table(table, sink, compression="zstd", use_dictionary=text)
     return bytes(sink.getvalue().to_pybytes())
 
 
 def encode_tables(
-    records: Sequence[PredictionRecord], prefix: str
+    records: Sequence[PredictionRecord | PredictionBatch],
+    prefix: str,
+    *,
+    pause: Pause = _no_pause,
 ) -> tuple[list[Encoded], list[str]]:
-    """Group records by model and hour and encode each group as one Parquet file.
+    """Group records and batches by model and hour and encode each group as one Parquet file.
 
     Records with different columns (versions) are unified by name in one file; when their
     types cannot be unified (text and numbers under one name) each kind gets its own file.
+
+    Args:
+        records: What to encode, in order.
+        prefix: Key prefix of the log.
+        pause: Called between columns and files (the flusher yields the GIL there).
 
     Returns:
         The files to write, and a description of each malformed record left out.
     """
     import pyarrow as pa
 
-    groups: dict[tuple[str, int, tuple[str, ...], tuple[str, ...]], list[Any]] = {}
-    for record in records:
-        n = record.rows
-        if n == 0:
-            continue
-        us = _micros(record.timestamp)
-        key = (record.model_name, us // _US_PER_HOUR, tuple(record.inputs), tuple(record.outputs))
-        groups.setdefault(key, []).append((record, us, n))
+    from bascule.store.predictions import PredictionRecord
+
     invalid: list[str] = []
+    stacks: dict[tuple[Any, ...], list[tuple[PredictionRecord, int, int]]] = {}
+    parts: list[_Part] = []
+    for item in records:
+        if isinstance(item, PredictionRecord):
+            n = item.rows
+            if n:
+                us = micros(item.timestamp)
+                key = (
+                    item.model_name,
+                    us // _US_PER_HOUR,
+                    tuple(item.inputs),
+                    tuple(item.outputs),
+                    item.model_version,
+                    item.policy,
+                    item.features_from,
+                )
+                stacks.setdefault(key, []).append((item, us, n))
+            continue
+        found = _batch_parts(item)
+        if isinstance(found, str):
+            invalid.append(found)
+        else:
+            parts.extend(found)
+    parts.extend(_stack(key[1], members) for key, members in stacks.items())
+    groups: dict[tuple[str, int, tuple[str, ...], tuple[str, ...]], list[_Part]] = {}
+    for p in parts:
+        groups.setdefault((p.model_name, p.hour, tuple(p.inputs), tuple(p.outputs)), []).append(p)
     by_file: dict[tuple[str, int], list[Any]] = {}
     for (model, hour, _, _), members in groups.items():
-        by_file.setdefault((model, hour), []).extend(_tables(members, invalid))
+        by_file.setdefault((model, hour), []).extend(_tables(members, invalid, pause))
     files: list[Encoded] = []
     for (model, hour), tables in by_file.items():
         start = _EPOCH + timedelta(hours=hour)
@@ -240,118 +451,5 @@ def encode_tables(
             if table.num_rows:
                 name = f"{folder}part-{uuid.uuid4().hex}.parquet"
                 files.append((name, _parquet(table), table.num_rows))
+                pause()
     return files, invalid
-
-
-def _hour_of(key: str, folder: str) -> datetime | None:
-    """The hour a partition key covers, or None if it is not a partition file."""
-    rest = key[len(folder) :].split("/")
-    if len(rest) != 3 or not rest[0].startswith("date=") or not rest[1].startswith("hour="):
-        return None
-    if not rest[2].endswith(".parquet"):
-        return None
-    try:
-        day = datetime.strptime(rest[0][5:], "%Y-%m-%d").replace(tzinfo=UTC)
-        hour = int(rest[1][5:])
-    except ValueError:
-        return None
-    return day + timedelta(hours=hour) if 0 <= hour < 24 else None
-
-
-def partition_keys(
-    store: ArtifactStore, folder: str, start: datetime | None, end: datetime | None
-) -> list[str]:
-    """Keys of the partitions overlapping ``[start, end)``, pruned by their names."""
-    if start is not None and end is not None and end - start <= timedelta(days=_MAX_LISTED_DAYS):
-        day = start.astimezone(UTC).date()
-        prefixes = []
-        while day <= end.astimezone(UTC).date():
-            prefixes.append(f"{folder}date={day:%Y-%m-%d}/")
-            day += timedelta(days=1)
-    else:
-        prefixes = [folder]
-    keys = []
-    for p in prefixes:
-        for key in store.list(p):
-            hour = _hour_of(key, folder)
-            if hour is None:
-                continue
-            if (start is None or hour + _HOUR > start) and (end is None or hour < end):
-                keys.append(key)
-    return keys
-
-
-def empty_frame() -> pd.DataFrame:
-    """A frame with the meta columns, their types, and no rows."""
-    import pyarrow as pa
-
-    types = [pa.string(), pa.int64(), pa.string(), pa.int64(), pa.timestamp("us", tz="UTC")]
-    types += [pa.float64(), pa.string(), pa.string(), pa.string()]
-    schema = pa.schema(list(zip(META_COLUMNS, types, strict=True)))
-    frame: pd.DataFrame = schema.empty_table().to_pandas()
-    return frame
-
-
-def _arrow_source(con: Any, store: ArtifactStore, keys: list[str]) -> str | None:
-    """Register the files' tables with DuckDB; the FROM clause reading them (None: no file)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    tables = []
-    for key in keys:
-        try:
-            tables.append(pq.read_table(pa.BufferReader(store.read(key))))
-        except ArtifactNotFoundError:
-            continue  # removed since it was listed
-    if not tables:
-        return None
-    try:
-        con.register("t0", pa.concat_tables(tables, promote_options="permissive"))
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        for i, table in enumerate(tables):
-            con.register(f"t{i}", table)
-        union = " UNION ALL BY NAME ".join(f"SELECT * FROM t{i}" for i in range(len(tables)))
-        return f"({union})"
-    return "t0"
-
-
-def query_tables(
-    store: ArtifactStore, keys: list[str], start: datetime | None, end: datetime | None
-) -> pd.DataFrame:
-    """Rows of the Parquet files under ``keys`` with ``start <= timestamp < end``, by time.
-
-    Raises:
-        StorageError: a file cannot be read or DuckDB fails.
-    """
-    import duckdb
-
-    conditions: list[str] = []
-    params: dict[str, Any] = {}
-    if start is not None:
-        conditions.append("timestamp >= $start")
-        params["start"] = start
-    if end is not None:
-        conditions.append("timestamp < $end")
-        params["end"] = end
-    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        source: str | None
-        if isinstance(store, LocalArtifactStore):
-            params["files"] = [str(store.path_for_key(k)) for k in keys]
-            source = "read_parquet($files, union_by_name = true, hive_partitioning = false)"
-        else:
-            source = _arrow_source(con, store, keys)
-        if source is None:
-            return empty_frame()
-        sql = f'SELECT * FROM {source}{where} ORDER BY timestamp, request_id, "row"'
-        table = con.sql(sql, params=params).to_arrow_table()
-    except (duckdb.Error, OSError) as exc:
-        raise StorageError(
-            f"cannot read the prediction log in {store.root!r}: {exc}", store=store.root
-        ) from exc
-    finally:
-        con.close()
-    frame: pd.DataFrame = table.to_pandas()
-    return frame

@@ -1,9 +1,16 @@
 """The prediction log: every answered request, as Parquet files partitioned by model and hour.
 
-The request path only calls :meth:`PredictionLog.append`, which puts the record in a bounded
+The request path only calls :meth:`PredictionLog.append`, which puts a record in a bounded
 deque under a lock (no copy, no serialisation) or drops it, counted, when the buffer is full.
-A daemon thread (:meth:`PredictionLog.start`) writes the buffer by size and by time; it holds
-the GIL only while building Arrow tables, chunk by chunk, with vectorised numpy.
+A record is one request (:class:`PredictionRecord`) or many requests answered by one model
+version (:class:`PredictionBatch`: per-request fields as arrays, columns already joined),
+which is what the inference server logs: one append for the answers of many requests.
+
+A daemon thread (:meth:`PredictionLog.start`) writes the buffer by size and by time, in
+chunks of about ``flush_rows`` rows. Encoding is column-wise (one ``np.concatenate`` per
+column, no per-row Python) and the thread yields the GIL between columns and chunks, so the
+request path sharing the interpreter never waits on it for long; Parquet encoding and
+compression run in Arrow with the GIL released.
 
 Each flushed record becomes one row per input row::
 
@@ -24,7 +31,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -33,11 +42,10 @@ import numpy as np
 
 from bascule.core.clock import Clock
 from bascule.core.errors import InvalidInputError, NotReadyError
-from bascule.store._prediction_parquet import (
-    META_COLUMNS,
+from bascule.store._prediction_parquet import META_COLUMNS, encode_tables, model_prefix
+from bascule.store._prediction_query import (
+    check_window,
     empty_frame,
-    encode_tables,
-    model_prefix,
     partition_keys,
     query_tables,
 )
@@ -48,6 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "META_COLUMNS",
+    "PredictionBatch",
     "PredictionLog",
     "PredictionLogStats",
     "PredictionRecord",
@@ -95,6 +104,51 @@ class PredictionRecord:
         return 0
 
 
+@dataclass(frozen=True, eq=False)
+class PredictionBatch:
+    """Requests answered by one model version, logged as one record (the server's way).
+
+    Per-request fields hold one entry per request, in order; ``inputs`` and ``outputs`` hold
+    the rows of every request, request after request (``request_rows`` says how many each).
+    Logging a batch costs one append however many requests it holds, and its columns are
+    joined as they are.
+
+    Attributes:
+        model_name: The served model.
+        model_version: The version that answered.
+        request_ids: Per request: the id returned to the client (``x-request-id``).
+        request_rows: Per request: its rows (integers >= 0 adding up to the column length).
+        timestamps_us: Per request: when it was answered, in microseconds since the Unix
+            epoch (UTC).
+        latencies_ms: Per request: time spent answering, in milliseconds.
+        routes: Per request: ``"champion"``, ``"challenger"``, ``"shadow"`` or ``""``.
+        inputs: Column name → 1-D array of every row (a mapping read only when flushed).
+        outputs: Column name → 1-D array of every row (``label``, ``proba_<class>``…).
+        policy: ``""``, ``"canary"`` or ``"shadow"``.
+        features_from: Where the inputs came from (a feature view), if not the requests.
+    """
+
+    model_name: str
+    model_version: int
+    request_ids: Sequence[str]
+    request_rows: np.ndarray | Sequence[int] = field(repr=False)
+    timestamps_us: np.ndarray | Sequence[int] = field(repr=False)
+    latencies_ms: np.ndarray | Sequence[float] = field(repr=False)
+    routes: Sequence[str] = field(repr=False)
+    inputs: Mapping[str, np.ndarray] = field(repr=False)
+    outputs: Mapping[str, np.ndarray] = field(repr=False)
+    policy: str = ""
+    features_from: str = ""
+
+    @property
+    def rows(self) -> int:
+        """Rows in the batch (the sum of ``request_rows``)."""
+        counts = self.request_rows
+        if isinstance(counts, np.ndarray):
+            return int(counts.sum(dtype=np.int64))
+        return int(sum(counts))
+
+
 @dataclass(frozen=True)
 class PredictionLogStats:
     """A snapshot of a :class:`PredictionLog`'s counters (rows unless said otherwise)."""
@@ -114,7 +168,7 @@ class PredictionLog:
         max_buffer_rows: Rows held at most, counting a flush in progress; beyond that
             :meth:`append` drops the record.
         flush_rows: The flusher writes as soon as this many rows are buffered, in chunks of
-            about this many rows.
+            about this many rows (one file per model and hour and chunk).
         flush_interval_s: Buffered rows are written at least this often.
         clock: Source of time for the time-based flush.
         prefix: Key prefix of the log in the store.
@@ -146,7 +200,7 @@ class PredictionLog:
         self._prefix = check_key(prefix.rstrip("/"))
         self._lock = threading.Lock()  # the buffer and the counters
         self._flush_lock = threading.Lock()  # one flush at a time
-        self._buffer: deque[PredictionRecord] = deque()
+        self._buffer: deque[PredictionRecord | PredictionBatch] = deque()
         self._buffered = 0  # rows in the buffer
         self._flushing = 0  # rows taken by a flush and not yet written or dropped
         self._written = self._dropped = self._files = self._errors = 0
@@ -161,8 +215,10 @@ class PredictionLog:
 
     # -- the request path ------------------------------------------------------------------------
 
-    def append(self, record: PredictionRecord) -> bool:
-        """Buffer a record without blocking; never raises for a full buffer.
+    def append(self, record: PredictionRecord | PredictionBatch) -> bool:
+        """Buffer a record (one request) or a batch (many) without blocking or copying.
+
+        Never raises for a full buffer; a malformed record is found and counted when flushed.
 
         Returns:
             True when buffered; False when dropped (buffer full or log closed), counted in
@@ -250,11 +306,12 @@ class PredictionLog:
                     break
                 left -= rows
                 written += self._write_chunk(chunk, rows)
+                _pause()
             self._last_flush = self._clock.monotonic()
         return written
 
-    def _take(self, limit: int) -> tuple[list[PredictionRecord], int]:
-        chunk: list[PredictionRecord] = []
+    def _take(self, limit: int) -> tuple[list[PredictionRecord | PredictionBatch], int]:
+        chunk: list[PredictionRecord | PredictionBatch] = []
         rows = 0
         with self._lock:
             while self._buffer and rows < limit:
@@ -265,10 +322,10 @@ class PredictionLog:
             self._flushing += rows
         return chunk, rows
 
-    def _write_chunk(self, chunk: list[PredictionRecord], rows: int) -> int:
+    def _write_chunk(self, chunk: list[PredictionRecord | PredictionBatch], rows: int) -> int:
         written = files = errors = 0
         try:
-            encoded, invalid = encode_tables(chunk, self._prefix)
+            encoded, invalid = encode_tables(chunk, self._prefix, pause=_pause)
         except Exception:
             log.exception("prediction log: cannot encode %d rows; they are dropped", rows)
             encoded, invalid, errors = [], [], 1
@@ -348,23 +405,14 @@ class PredictionLog:
         self.flush()
 
 
+def _pause() -> None:
+    """Let the threads waiting for the GIL (the event loop) run now, not at the next switch
+    interval (5 ms): the flusher calls it between columns and chunks."""
+    time.sleep(0)
+
+
 def _sample(invalid: list[str]) -> tuple[int, str]:
     return len(invalid), "; ".join(invalid[:3])
-
-
-def _check_window(start: datetime | None, end: datetime | None) -> None:
-    for name, value in (("start", start), ("end", end)):
-        if value is not None and value.utcoffset() is None:
-            raise InvalidInputError.for_field(
-                name, value, "a timezone-aware datetime (for example datetime(…, tzinfo=UTC))"
-            )
-    if start is not None and end is not None and start > end:
-        raise InvalidInputError(
-            f"invalid window: start {start.isoformat()} is after end {end.isoformat()}",
-            field="start",
-            value=start,
-            expected="start <= end",
-        )
 
 
 def read_predictions(
@@ -396,7 +444,7 @@ def read_predictions(
         InvalidInputError: ``start`` is after ``end``, or a bound is naive.
         StorageError: the store or the Parquet files cannot be read.
     """
-    _check_window(start, end)
+    check_window(start, end)
     folder = model_prefix(check_key(prefix.rstrip("/")), model)
     keys = partition_keys(store, folder, start, end)
     if not keys:

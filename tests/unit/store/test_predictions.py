@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from bascule.core.errors import InvalidInputError, NotReadyError, StorageError
 from bascule.store.artifacts import InMemoryArtifactStore, LocalArtifactStore
 from bascule.store.predictions import (
     META_COLUMNS,
+    PredictionBatch,
     PredictionLog,
     PredictionRecord,
     read_predictions,
@@ -64,6 +66,37 @@ def record(
         latency_ms=kw.pop("latency_ms", 1.25),
         route=kw.pop("route", "champion"),
         policy=kw.pop("policy", ""),
+        **kw,
+    )
+
+
+def us(at: datetime) -> int:
+    return (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+def batch(
+    ids: list[str],
+    rows: list[int],
+    *,
+    at: list[datetime] | None = None,
+    model: str = "fraud",
+    version: int = 1,
+    inputs: Mapping[str, Any] | None = None,
+    **kw: Any,
+) -> PredictionBatch:
+    total = sum(rows)
+    if inputs is None:
+        inputs = {"amount": np.arange(total, dtype=np.float64), "n": np.arange(total)}
+    return PredictionBatch(
+        model_name=model,
+        model_version=version,
+        request_ids=ids,
+        request_rows=np.array(rows),
+        timestamps_us=np.array([us(t) for t in (at or [T0] * len(ids))]),
+        latencies_ms=kw.pop("latencies_ms", np.full(len(ids), 2.5)),
+        routes=kw.pop("routes", ["champion"] * len(ids)),
+        inputs=inputs,
+        outputs=kw.pop("outputs", {"prediction": np.arange(total) * 10}),
         **kw,
     )
 
@@ -277,6 +310,135 @@ def test_malformed_record_is_dropped_and_counted_and_others_are_written(store, c
     assert 3 == plog.dropped_rows
 
 
+def test_ragged_records_are_found_even_when_their_lengths_add_up(store, clock):
+    plog = make_log(store, clock)
+    plog.append(record("long b", inputs={"a": np.arange(2), "b": np.arange(3)}))
+    plog.append(record("short b", inputs={"a": np.arange(2), "b": np.arange(1)}))
+    plog.append(record("good", inputs={"a": np.arange(2), "b": np.arange(2)}))
+
+    assert 2 == plog.flush()
+    assert ["good", "good"] == read_all(store)["request_id"].tolist()
+    assert 4 == plog.dropped_rows
+
+
+# -- batches --------------------------------------------------------------------------------------
+
+
+def test_batch_round_trip_one_row_per_input_row(store, clock):
+    plog = make_log(store, clock)
+    later = T0 + timedelta(milliseconds=3)
+    b = batch(
+        ["a", "b", "c"],
+        [2, 1, 1],
+        at=[T0, later, later],
+        latencies_ms=[1.5, 2.0, 3.0],
+        routes=["champion", "challenger", "champion"],
+        policy="canary",
+    )
+
+    assert 4 == b.rows
+    assert plog.append(b)
+    assert 4 == plog.flush()
+    df = read_all(store)
+
+    assert [*META_COLUMNS, "amount", "n", "prediction"] == list(df.columns)
+    assert ["a", "a", "b", "c"] == df["request_id"].tolist()
+    assert [0, 1, 0, 0] == df["row"].tolist()
+    assert [T0, T0, later, later] == df["timestamp"].tolist()
+    assert [1.5, 1.5, 2.0, 3.0] == df["latency_ms"].tolist()
+    assert ["champion", "champion", "challenger", "champion"] == df["route"].tolist()
+    assert {"canary"} == set(df["policy"])
+    assert [0.0, 1.0, 2.0, 3.0] == df["amount"].tolist()
+    assert [0, 10, 20, 30] == df["prediction"].tolist()
+    assert (4, 1, 0) == (plog.written_rows, plog.files_written, plog.dropped_rows)
+
+
+def test_batches_and_records_of_a_model_and_hour_share_one_file(store, clock):
+    plog = make_log(store, clock)
+    plog.append(batch(["a", "b"], [1, 1]))
+    plog.append(record("r", rows=2, outputs={"prediction": np.array([0, 10])}))
+    plog.append(batch(["c"], [3], version=2))
+
+    assert 7 == plog.flush()
+    df = read_all(store)
+
+    assert 1 == plog.files_written
+    assert ["a", "b", "c", "c", "c", "r", "r"] == df["request_id"].tolist()
+    assert [1, 1, 2, 2, 2, 1, 1] == df["model_version"].tolist()
+
+
+def test_batch_across_the_hour_is_split_by_request(store, clock):
+    plog = make_log(store, clock)
+    before, after = T0 + timedelta(minutes=59, seconds=59), T0 + timedelta(hours=1)
+    plog.append(batch(["a", "b", "c"], [1, 2, 1], at=[before, after, before]))
+
+    plog.flush()
+    df = read_all(store)
+    folders = sorted({k.rpartition("/")[0] for k in store.list("predictions/")})
+
+    assert [
+        "predictions/model=fraud/date=2026-03-01/hour=10",
+        "predictions/model=fraud/date=2026-03-01/hour=11",
+    ] == folders
+    assert ["a", "c", "b", "b"] == df["request_id"].tolist()
+    assert [0.0, 3.0, 1.0, 2.0] == df["amount"].tolist()
+
+
+class CountingColumns(Mapping[str, np.ndarray]):
+    """Columns that count how often they are read."""
+
+    def __init__(self, columns: dict[str, np.ndarray]) -> None:
+        self.columns = columns
+        self.reads = 0
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        self.reads += 1
+        return self.columns[key]
+
+    def __iter__(self) -> Iterator[str]:
+        self.reads += 1
+        return iter(self.columns)
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+
+def test_batch_columns_are_read_only_when_flushed(store, clock):
+    plog = make_log(store, clock)
+    inputs = CountingColumns({"amount": np.array([1.0, 2.0])})
+
+    plog.append(batch(["a", "b"], [1, 1], inputs=inputs))
+    assert 0 == inputs.reads
+    plog.flush()
+
+    assert inputs.reads > 0
+    assert [1.0, 2.0] == read_all(store)["amount"].tolist()
+
+
+def test_malformed_batches_are_dropped_and_counted(store, clock):
+    plog = make_log(store, clock)
+    plog.append(batch(["short"], [3], inputs={"amount": np.arange(2.0)}))
+    plog.append(batch(["a", "b"], [1, 1], routes=["champion"]))  # one route for two requests
+    plog.append(batch(["good"], [2]))
+    plog.append(batch(["x"], [1], latencies_ms=["slow"]))
+
+    assert 2 == plog.flush()
+    assert ["good"] == read_all(store)["request_id"].unique().tolist()
+    assert 6 == plog.dropped_rows
+
+
+def test_a_large_buffer_is_written_in_few_large_files(store, clock):
+    plog = make_log(store, clock, flush_rows=20_000, max_buffer_rows=100_000)
+    for i in range(50):
+        ids = [f"r{i}-{j}" for j in range(1000)]
+        assert plog.append(batch(ids, [1] * 1000))
+
+    assert 50_000 == plog.flush()
+
+    assert 3 == plog.files_written  # chunks of about flush_rows rows: 20k, 20k, 10k
+    assert 50_000 == len(read_all(store))
+
+
 # -- the bounded buffer ---------------------------------------------------------------------------
 
 
@@ -293,6 +455,15 @@ def test_full_buffer_drops_counts_and_never_grows(store, clock):
     assert 10 == plog.buffered_rows
     assert 10 == plog.flush()
     assert 0 == plog.buffered_rows
+
+
+def test_full_buffer_drops_whole_batches_counted_by_row(store, clock):
+    plog = make_log(store, clock, max_buffer_rows=10, flush_rows=100)
+
+    assert plog.append(batch(["a", "b"], [3, 3]))
+    assert not plog.append(batch(["c", "d"], [2, 3]))
+
+    assert (6, 5) == (plog.buffered_rows, plog.dropped_rows)
 
 
 def test_concurrent_appends_never_exceed_the_buffer(store, clock):
