@@ -11,10 +11,13 @@ The plan is a small state machine over :class:`RolloutState`:
   more than ``max_error_rate_increase`` after a tenth of the requests is rolled back early.
 
 Every state is recorded on the model's history as a ``rollout`` event whose details are
-the state (:meth:`RolloutState.to_dict`); :func:`current_rollout` reads the latest one, so
-a server can follow the rollout: it routes by :attr:`RolloutState.mode` and reports the
-KPIs of both routes to :func:`advance_rollout`. A state is recorded when the stage changes
-(not at every request): the server counts requests within a stage itself.
+the state (:meth:`RolloutState.to_dict`); :func:`current_rollout` reads the latest one.
+Those recorded states live in the registry layer (:mod:`bascule.registry.rollouts`, re-
+exported here) so that the inference server, below the pipelines, can follow them: it
+routes by :attr:`RolloutState.mode`, and the rollout supervisor
+(:mod:`bascule.pipelines.supervision`) measures both routes from what the server logged
+and reports their KPIs to :func:`advance_rollout`. A state is recorded when the stage
+changes (not at every request).
 
 :func:`promote` and :func:`rollback` move the champion alias by hand (``bascule models
 rollback``); the move, its reason and the version it left are on the history.
@@ -24,12 +27,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Literal
 
 from bascule.core.errors import AliasNotFoundError, ConflictError
 from bascule.core.project_settings import RolloutSettings
 from bascule.core.records import ModelEvent
+from bascule.registry.rollouts import (
+    CHALLENGER,
+    CHAMPION,
+    ROLLOUT_EVENT,
+    RecordedRollout,
+    RolloutStage,
+    RolloutState,
+    current_rollout,
+    latest_rollout,
+    record_rollout,
+)
 from bascule.registry.service import RegistryService
 
 __all__ = [
@@ -37,65 +51,22 @@ __all__ = [
     "CHAMPION",
     "ROLLOUT_EVENT",
     "CanaryVerdict",
+    "RecordedRollout",
     "RolloutPlan",
     "RolloutStage",
     "RolloutState",
     "advance_rollout",
     "current_rollout",
     "evaluate_canary",
+    "latest_rollout",
     "previous_champion",
     "promote",
     "record_rollout",
     "rollback",
 ]
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-ROLLOUT_EVENT = "rollout"
-RolloutStage = Literal["shadow", "canary", "full", "rolled_back"]
 CanaryVerdict = Literal["continue", "promote", "rollback"]
 _EARLY_SHARE = 0.1
-
-
-@dataclass(frozen=True)
-class RolloutState:
-    """Where one challenger's rollout stands; recorded as the details of a ``rollout`` event."""
-
-    model: str
-    challenger_version: int
-    champion_version: int | None
-    """The champion serving when the rollout started."""
-    stage: RolloutStage
-    requests: int = 0
-    """Requests the challenger has answered in the current stage."""
-    shadow_requests: int = 0
-    canary_percent: float = 10.0
-    canary_requests: int = 1
-    reason: str = ""
-
-    @property
-    def active(self) -> bool:
-        """Whether the rollout is still going (shadow or canary)."""
-        return self.stage in ("shadow", "canary")
-
-    @property
-    def mode(self) -> Literal["shadow", "canary"] | None:
-        """The traffic policy a server applies to the challenger now (None: champion only)."""
-        if self.stage == "shadow":
-            return "shadow"
-        if self.stage == "canary":
-            return "canary"
-        return None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The state as JSON-friendly values."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RolloutState:
-        """Rebuild a state from :meth:`to_dict` (unknown keys are ignored)."""
-        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        return cls(**known)
 
 
 def _rate(kpis: Mapping[str, float]) -> float:
@@ -217,39 +188,6 @@ class RolloutPlan:
             )
             return replace(state, stage="rolled_back", requests=served, reason=why)
         return replace(state, requests=served)
-
-
-# ---------------------------------------------------------------- recorded on the registry
-
-
-def record_rollout(
-    registry: RegistryService, state: RolloutState, *, actor: str | None = None
-) -> ModelEvent:
-    """Append ``state`` to the model's history (event ``rollout``).
-
-    Raises:
-        ModelNotFoundError: no such model.
-    """
-    return registry.record_event(
-        state.model,
-        ROLLOUT_EVENT,
-        version=state.challenger_version,
-        reason=f"{state.stage}: {state.reason}" if state.reason else state.stage,
-        details=state.to_dict(),
-        actor=actor,
-    )
-
-
-def current_rollout(registry: RegistryService, name: str) -> RolloutState | None:
-    """The latest recorded rollout state of ``name`` (check ``active``); None if none ever.
-
-    Raises:
-        ModelNotFoundError: no such model.
-    """
-    for event in reversed(registry.history(name)):
-        if event.kind == ROLLOUT_EVENT and event.details:
-            return RolloutState.from_dict(event.details)
-    return None
 
 
 def _alias(registry: RegistryService, name: str, alias: str) -> int | None:
