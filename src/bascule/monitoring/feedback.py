@@ -60,6 +60,8 @@ class FeedbackResult:
     Unknown request ids (not in the prediction log within ``lookback``) are stored too, so
     they still join if the prediction shows up; they are counted and listed (a sample of
     ``SAMPLE_SIZE``) so a wrong id never goes unnoticed. Invalid records are not stored.
+    ``labelled`` counts, per model, the new rows joined to one of its logged predictions
+    (what the retraining policy's ``min_new_labels`` counts).
     """
 
     received: int
@@ -70,6 +72,7 @@ class FeedbackResult:
     invalid: int = 0
     invalid_reasons: list[str] = field(default_factory=list)
     lookback: str = ""
+    labelled: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serializable dict."""
@@ -80,6 +83,7 @@ class FeedbackResult:
             "unknown": {"count": self.unknown, "request_ids": list(self.unknown_request_ids)},
             "invalid": {"count": self.invalid, "reasons": list(self.invalid_reasons)},
             "lookback": self.lookback,
+            "labelled": dict(self.labelled),
         }
 
     def __add__(self, other: FeedbackResult) -> FeedbackResult:
@@ -92,6 +96,10 @@ class FeedbackResult:
             self.invalid + other.invalid,
             (self.invalid_reasons + other.invalid_reasons)[:SAMPLE_SIZE],
             self.lookback or other.lookback,
+            {
+                m: self.labelled.get(m, 0) + other.labelled.get(m, 0)
+                for m in sorted(self.labelled.keys() | other.labelled.keys())
+            },
         )
 
 

@@ -115,15 +115,22 @@ class FeedbackIngester:
                 unknown.append(fb.request_id)
             entries.append(entry)
         inserted = updated = 0
-        for start in range(0, len(entries), _WRITE_CHUNK):
-            chunk = entries[start : start + _WRITE_CHUNK]
-            new, changed = self._repo.upsert_feedback(chunk, now=to_ms(now))
-            inserted, updated = inserted + new, updated + changed
-            if progress is not None:
-                progress(len(chunk))
+        labelled: dict[str, int] = {}
+        groups: dict[tuple[str | None, bool], list[FeedbackEntry]] = {}
+        for entry in entries:  # written per model, so new labelled rows count per model
+            groups.setdefault((entry.model_name, entry.model_version is not None), []).append(entry)
+        for (model, known), group in groups.items():
+            for start in range(0, len(group), _WRITE_CHUNK):
+                chunk = group[start : start + _WRITE_CHUNK]
+                new, changed = self._repo.upsert_feedback(chunk, now=to_ms(now))
+                inserted, updated = inserted + new, updated + changed
+                if known and model is not None and new:
+                    labelled[model] = labelled.get(model, 0) + new
+                if progress is not None:
+                    progress(len(chunk))
         return FeedbackResult(
             received, inserted, updated, len(unknown), unknown[:SAMPLE_SIZE], len(invalid),
-            invalid[:SAMPLE_SIZE], _shown(self.lookback),
+            invalid[:SAMPLE_SIZE], _shown(self.lookback), labelled,
         )  # fmt: skip
 
     def _entry(self, fb: Feedback, hit: Answer | None) -> FeedbackEntry | str:

@@ -126,6 +126,7 @@ class MonitoringService:
         self._costs = dict(costs or {})
         self._notifiers = list(notifiers)
         self._subscribers: list[Callable[[AlertEvent], None]] = []
+        self._feedback_subscribers: list[Callable[[FeedbackResult], None]] = []
         self._references: dict[tuple[str, int], VersionReference] = {}
         lookback = parse_duration(settings.feedback_lookback, field="feedback_lookback")
         self._ingester = FeedbackIngester(
@@ -141,6 +142,14 @@ class MonitoringService:
         """
         self._subscribers.append(callback)
 
+    def on_feedback(self, callback: Callable[[FeedbackResult], None]) -> None:
+        """Call ``callback`` with the result of every feedback ingest that stored something
+        (its ``labelled`` counts new labelled rows per model: the retraining loop counts them).
+
+        A callback that raises is logged and does not stop the others.
+        """
+        self._feedback_subscribers.append(callback)
+
     # -- feedback --------------------------------------------------------------------------------
 
     def ingest_feedback(
@@ -151,12 +160,20 @@ class MonitoringService:
     ) -> FeedbackResult:
         """Check and store feedback records (labels that arrived late), joined by request id.
 
-        See :meth:`bascule.monitoring.ingest.FeedbackIngester.ingest`.
+        See :meth:`bascule.monitoring.ingest.FeedbackIngester.ingest`. The subscribers of
+        :meth:`on_feedback` are told when something was stored.
 
         Raises:
             StorageError: The database or the prediction log cannot be read or written.
         """
-        return self._ingester.ingest(records, progress=progress)
+        result = self._ingester.ingest(records, progress=progress)
+        if result.accepted or result.updated:
+            for callback in self._feedback_subscribers:
+                try:
+                    callback(result)
+                except Exception:  # a subscriber's bug must not lose the stored feedback
+                    log.exception("feedback subscriber %r failed", callback)
+        return result
 
     # -- runs ------------------------------------------------------------------------------------
 

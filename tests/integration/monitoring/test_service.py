@@ -128,6 +128,7 @@ def test_unknown_and_invalid_feedback_is_counted_and_a_second_label_updates(
     assert "record 3 (request_id" in first.invalid_reasons[0] + first.invalid_reasons[1]
     assert (0, 1, 0) == (again.accepted, again.updated, again.unknown)
     assert ([ids[3]], "30d") == (late.unknown_request_ids, late.lookback)
+    assert [{"fraud": 1}, {}, {}] == [r.labelled for r in (first, again, late)]
 
 
 def test_bad_input_becomes_named_findings_not_crashes(make_world: MakeWorld) -> None:

@@ -142,14 +142,15 @@ def test_feedback_file_rows_become_records(tmp_path) -> None:
 
 
 def test_results_add_up_and_keep_samples_short() -> None:
-    one = FeedbackResult(3, 1, 1, 1, ["u1"], 1, ["bad"], "30d")
-    total = one + one
+    one = FeedbackResult(3, 1, 1, 1, ["u1"], 1, ["bad"], "30d", {"fraud": 1})
+    total = one + one + FeedbackResult(1, 1, 0, 0, lookback="30d", labelled={"churn": 1})
 
     assert {
-        "received": 6,
-        "accepted": 2,
+        "received": 7,
+        "accepted": 3,
         "updated": 2,
         "unknown": {"count": 2, "request_ids": ["u1", "u1"]},
         "invalid": {"count": 2, "reasons": ["bad", "bad"]},
         "lookback": "30d",
+        "labelled": {"churn": 1, "fraud": 2},
     } == total.to_dict()
