@@ -206,7 +206,7 @@ def build_services(
     db = Database(settings.database_url_value)
     store = artifacts if artifacts is not None else open_artifact_store(settings)
     actor = default_actor(settings)
-    return Services(
+    services = Services(
         settings=settings,
         db=db,
         artifacts=store,
@@ -214,3 +214,6 @@ def build_services(
         registry=RegistryService(ModelRepository(db), store, clock, actor=actor),
         clock=clock,
     )
+    # register(feature_service=...) resolves names in the feature store, built on first use.
+    services.registry.use_feature_services(lambda name: services.features.bind_service(name))
+    return services

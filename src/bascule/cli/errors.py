@@ -21,6 +21,7 @@ EXIT_CODES: dict[str, int] = {
     "not_found": 4,
     "conflict": 5,
     "integrity_error": 6,
+    "features_unavailable": 4,
     "config_error": 78,  # EX_CONFIG
     "storage_error": 69,  # EX_UNAVAILABLE
     "not_ready": 69,

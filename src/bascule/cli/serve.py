@@ -219,7 +219,12 @@ def _run(serving: ServingSettings) -> None:
     services = get_services()
     metrics = InferenceMetrics(CollectorRegistry())
     dataplane = build_dataplane(
-        services.registry, services.artifacts, serving, clock=services.clock, observer=metrics
+        services.registry,
+        services.artifacts,
+        serving,
+        clock=services.clock,
+        observer=metrics,
+        features=lambda: services.features,
     )
     app = create_app(dataplane, serving, metrics=metrics, on_shutdown=services.close)
     # uvicorn shuts down gracefully on SIGTERM (in-flight requests answered, the prediction

@@ -9,7 +9,8 @@ the HTTP status lives only in ``bascule.http.errors`` and the exit code only in
     BasculeError                      code
     ├── InvalidInputError             invalid_input
     │   ├── UnsupportedModelError     unsupported_model
-    │   └── ParityError               parity_failed
+    │   ├── ParityError               parity_failed
+    │   └── FeatureInputError         (a join key or request field missing from a request)
     ├── ConfigError                   config_error
     ├── NotFoundError                 not_found
     │   ├── ExperimentNotFoundError
@@ -17,10 +18,13 @@ the HTTP status lives only in ``bascule.http.errors`` and the exit code only in
     │   ├── ModelNotFoundError
     │   ├── VersionNotFoundError
     │   ├── AliasNotFoundError
-    │   └── ArtifactNotFoundError
+    │   ├── ArtifactNotFoundError
+    │   └── FeatureServiceNotFoundError
     ├── ConflictError                 conflict
     ├── IntegrityError                integrity_error
+    ├── FeaturesUnavailableError      features_unavailable
     ├── StorageError                  storage_error
+    │   └── FeatureStoreUnavailableError
     ├── NotReadyError                 not_ready
     └── OverloadedError               overloaded
 """
@@ -37,6 +41,10 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "ExperimentNotFoundError",
+    "FeatureInputError",
+    "FeatureServiceNotFoundError",
+    "FeatureStoreUnavailableError",
+    "FeaturesUnavailableError",
     "IntegrityError",
     "InvalidInputError",
     "ModelNotFoundError",
@@ -124,6 +132,13 @@ class ParityError(InvalidInputError):
     code = "parity_failed"
 
 
+class FeatureInputError(InvalidInputError):
+    """A request for a model that looks its features up lacks a join key or request field.
+
+    ``details["missing"]`` lists the inputs missing; ``details["required"]`` what must be sent.
+    """
+
+
 class ConfigError(BasculeError):
     """Settings or ``bascule.yaml`` are wrong; the message lists every mistake and its source."""
 
@@ -188,6 +203,12 @@ class ArtifactNotFoundError(NotFoundError):
     kind = "artifact"
 
 
+class FeatureServiceNotFoundError(NotFoundError):
+    """No feature service with that name is registered (``bascule features apply``)."""
+
+    kind = "feature service"
+
+
 class ConflictError(BasculeError):
     """The write conflicts with what exists.
 
@@ -203,10 +224,25 @@ class IntegrityError(BasculeError):
     code = "integrity_error"
 
 
+class FeaturesUnavailableError(BasculeError):
+    """The online store holds no usable value for some entities' features: the entity is not
+    there, or its values are older than the view's TTL (or null where a number is needed).
+
+    The request is refused rather than answered with made-up values. ``details["rows"]``
+    lists, per refused row, its entity keys and each feature with its status.
+    """
+
+    code = "features_unavailable"
+
+
 class StorageError(BasculeError):
     """A storage backend (database, artifact store) failed or is unreachable."""
 
     code = "storage_error"
+
+
+class FeatureStoreUnavailableError(StorageError):
+    """The online feature store cannot be reached, so features cannot be looked up."""
 
 
 class NotReadyError(BasculeError):

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from bascule.core.clock import Clock, now_ms
-from bascule.core.errors import InvalidInputError
+from bascule.core.errors import FeatureServiceNotFoundError, InvalidInputError
+from bascule.core.feature_binding import FeatureServiceBinding
 from bascule.core.settings import FeatureSettings
 from bascule.features.catalog import Catalog, Selection, not_found
 from bascule.features.definitions import Definition, load_definitions
@@ -175,6 +176,32 @@ class FeatureStore:
         if name not in cat.services:
             raise not_found("feature service", name, cat.services)
         return cat.services[name][0]
+
+    def bind_service(self, name: str) -> FeatureServiceBinding:
+        """What a model version declaring the service ``name`` records: the service's version,
+        its feature refs, the view versions behind them, and the entity keys and request
+        fields a request must carry for an online lookup.
+
+        Raises:
+            FeatureServiceNotFoundError: no such service; the message lists the services.
+            NotFoundError: the service names a view or feature that no longer exists.
+            StorageError: the metadata DB failed.
+        """
+        cat = self._catalog()
+        if name not in cat.services:
+            raise FeatureServiceNotFoundError(name, available=sorted(cat.services))
+        version = cat.services[name][1]
+        sel = cat.select(name)
+        views = [f"{p.view.name}@v{p.version}" for p in sel.views]
+        views += [f"{p.view.name}@v{p.version}" for p in sel.on_demand]
+        return FeatureServiceBinding(
+            service=name,
+            version=version,
+            refs=sel.refs,
+            views=tuple(views),
+            entity_keys=sel.join_keys,
+            request_fields=sel.request,
+        )
 
     def definitions(self) -> list[FeatureDefinition]:
         """The latest version of every definition, with its spec and fingerprint."""

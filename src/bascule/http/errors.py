@@ -29,6 +29,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_found": 404,
     "conflict": 409,
     "integrity_error": 500,
+    "features_unavailable": 422,
     "storage_error": 503,
     "not_ready": 503,
     "overloaded": 503,

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bascule.core.clock import Clock, now_ms
-from bascule.core.errors import InvalidInputError
+from bascule.core.errors import ConfigError, InvalidInputError
+from bascule.core.feature_binding import FeatureServiceBinding
 from bascule.core.records import ModelEvent, ModelVersion, RegisteredModel
 from bascule.core.refs import ModelRef, check_name
 from bascule.core.schema import ModelSignature
@@ -23,10 +25,33 @@ if TYPE_CHECKING:
 
     from bascule.registry.predictor import OnnxPredictor
 
-__all__ = ["RegistryService"]
+__all__ = ["FeatureLineageLike", "FeatureServiceResolver", "RegistryService"]
 
 PARITY_ATOL = 1e-4
 SAMPLE_MAX_ROWS = 10_000
+
+FeatureServiceResolver = Callable[[str], FeatureServiceBinding]
+"""Feature service name → its binding (``FeatureStore.bind_service``, given by the wiring).
+
+Raises ``FeatureServiceNotFoundError`` listing the services for an unknown name."""
+
+
+class FeatureLineageLike(Protocol):
+    """What a training set built by the feature store records (``TrainingSet.lineage``)."""
+
+    @property
+    def refs(self) -> tuple[str, ...]:
+        """The ``view:feature`` refs of the training set."""
+        ...
+
+    @property
+    def digest(self) -> str:
+        """sha256 over the refs, view versions and data fingerprints."""
+        ...
+
+    def tags(self) -> dict[str, str]:
+        """Short tags: ``features.refs``, ``features.views``, ``features.digest``."""
+        ...
 
 
 class RegistryService:
@@ -43,12 +68,31 @@ class RegistryService:
         *,
         actor: str,
         intra_op_threads: int = 1,
+        feature_services: FeatureServiceResolver | None = None,
     ) -> None:
         self._models = models
         self._artifacts = artifacts
         self._clock = clock
         self._actor = actor
         self._threads = intra_op_threads
+        self._feature_services = feature_services
+
+    def use_feature_services(self, resolver: FeatureServiceResolver) -> None:
+        """Resolve ``feature_service=`` names at registration with ``resolver`` (the wiring
+        calls this with the feature store's ``bind_service``)."""
+        self._feature_services = resolver
+
+    def _bind(
+        self, feature_service: str | FeatureServiceBinding | None
+    ) -> FeatureServiceBinding | None:
+        if feature_service is None or isinstance(feature_service, FeatureServiceBinding):
+            return feature_service
+        if self._feature_services is None:
+            raise ConfigError(
+                f"cannot register with feature service {feature_service!r}: this registry has "
+                "no feature store (build it with bascule.wiring.build_services)"
+            )
+        return self._feature_services(feature_service)
 
     # -- registration ---------------------------------------------------------------------------
 
@@ -65,6 +109,8 @@ class RegistryService:
         description: str = "",
         reason: str = "",
         actor: str | None = None,
+        feature_service: str | FeatureServiceBinding | None = None,
+        feature_lineage: FeatureLineageLike | None = None,
     ) -> ModelVersion:
         """Convert ``model`` to ONNX, prove parity on ``sample``, store it, and number a new
         version.
@@ -72,8 +118,20 @@ class RegistryService:
         Artifacts are written before the version row, in one transaction with its audit
         event, so a crash at any point leaves no version without its artifacts.
 
+        Args:
+            feature_service: The feature service the model's inputs come from: the server
+                then accepts requests carrying only the entity keys and request fields, and
+                looks the features up online. Its refs, view versions and required inputs
+                are stored as version tags (see :mod:`bascule.core.feature_binding`).
+            feature_lineage: The ``lineage`` of the training set the model was trained on
+                (``store.get_historical_features(...).lineage``): its tags are stored and its
+                digest becomes the version's data-set digest unless one is given.
+
         Raises:
-            InvalidInputError: bad name, empty sample, non-numeric metric.
+            InvalidInputError: bad name, empty sample, non-numeric metric; a feature service
+                that gives none of the model's inputs, or a training set whose features are
+                not the ones the service would serve.
+            FeatureServiceNotFoundError: an unknown feature service (the message lists them).
             UnsupportedModelError: no converter handles the model type.
             ParityError: the ONNX model disagrees with the source on the sample.
         """
@@ -84,6 +142,7 @@ class RegistryService:
 
         check_name(name, field="model name")
         clean_metrics = _check_metrics(metrics or {})
+        binding = self._bind(feature_service)
         if sample is None or len(sample) == 0:
             raise InvalidInputError.for_field(
                 "sample", sample, "a non-empty DataFrame or 2-D array of model inputs"
@@ -94,6 +153,9 @@ class RegistryService:
         frame = to_frame(sample, converted.signature)
         profile = build_profile(frame, converted.signature)
         stored_sample = sample_rows(frame, max_rows=SAMPLE_MAX_ROWS, seed=0)
+        feature_tags = _feature_tags(name, converted.signature, binding, feature_lineage)
+        if feature_lineage is not None and dataset_digest is None:
+            dataset_digest = feature_lineage.digest
 
         return self._store_version(
             name,
@@ -104,7 +166,11 @@ class RegistryService:
             profile=profile,
             sample=stored_sample,
             metrics=clean_metrics,
-            tags={**(tags or {}), "parity_max_abs_diff": f"{report.max_abs_diff:.3g}"},
+            tags={
+                **(tags or {}),
+                **feature_tags,
+                "parity_max_abs_diff": f"{report.max_abs_diff:.3g}",
+            },
             run_id=run_id,
             dataset_digest=dataset_digest,
             description=description,
@@ -166,14 +232,18 @@ class RegistryService:
         sample: Path,
         description: str = "",
         actor: str | None = None,
+        feature_service: str | FeatureServiceBinding | None = None,
     ) -> ModelVersion:
         """Register a model that is already ONNX; the sample (Parquet) must run through it.
 
         There is no source model to compare with, so instead of a parity check the model
-        must produce finite outputs for every sample row.
+        must produce finite outputs for every sample row. ``feature_service`` is as in
+        :meth:`register`.
 
         Raises:
-            InvalidInputError: unreadable files, not ONNX, or the model fails on the sample.
+            InvalidInputError: unreadable files, not ONNX, or the model fails on the sample;
+                a feature service that gives none of the model's inputs.
+            FeatureServiceNotFoundError: an unknown feature service (the message lists them).
         """
         import numpy as np
         import pandas as pd
@@ -183,6 +253,7 @@ class RegistryService:
         from bascule.registry.profile import build_profile, sample_rows
 
         check_name(name, field="model name")
+        binding = self._bind(feature_service)
         if not path.is_file():
             raise InvalidInputError.for_field("model file", str(path), "an existing ONNX file")
         if not sample.is_file():
@@ -215,7 +286,7 @@ class RegistryService:
             profile=profile,
             sample=sample_rows(frame, max_rows=SAMPLE_MAX_ROWS, seed=0),
             metrics={},
-            tags={},
+            tags=_feature_tags(name, signature, binding, None),
             run_id=None,
             dataset_digest=None,
             description=description,
@@ -354,6 +425,44 @@ class RegistryService:
         if mv.sample_digest is None:
             return pd.DataFrame()
         return pd.read_parquet(io.BytesIO(self._artifacts.get(mv.sample_digest)))
+
+
+def _feature_tags(
+    name: str,
+    signature: ModelSignature,
+    binding: FeatureServiceBinding | None,
+    lineage: FeatureLineageLike | None,
+) -> dict[str, str]:
+    """The version tags recording the feature service and the training set's lineage.
+
+    Raises:
+        InvalidInputError: the service gives none of the model's inputs, or a model input
+            the service gives came from another feature in the training set.
+    """
+    tags = dict(lineage.tags()) if lineage is not None else {}
+    if binding is None:
+        return tags
+    columns = signature.column_names
+    binding.check_columns(columns, model=name)
+    if lineage is not None:
+        served = {r.partition(":")[2]: r for r in binding.refs}
+        trained = {r.partition(":")[2]: r for r in lineage.refs}
+        skew = [
+            f"{c!r} ({served[c]} served, {trained.get(c, 'absent')} in training)"
+            for c in columns
+            if c in served and trained.get(c) != served[c]
+        ]
+        if skew:
+            raise InvalidInputError(
+                f"model {name!r} would be served other features than it was trained on: "
+                f"{', '.join(skew)}; build the training set from feature service "
+                f"{binding.service!r} (get_historical_features(entity_df, "
+                f"{binding.service!r}))",
+                field="feature_lineage",
+                value=list(lineage.refs),
+                expected=f"the refs of feature service {binding.service!r}",
+            )
+    return {**tags, **binding.to_tags()}
 
 
 def _check_metrics(metrics: dict[str, Any]) -> dict[str, float]:

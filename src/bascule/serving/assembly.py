@@ -9,6 +9,7 @@ the server's composition roots (``bascule serve``, ``http.inference.app.build_ap
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from bascule.core.errors import ConfigError
@@ -20,6 +21,7 @@ from bascule.serving.router import Policy
 if TYPE_CHECKING:
     from bascule.core.clock import Clock
     from bascule.core.settings import ServingSettings
+    from bascule.features.store import FeatureStore
     from bascule.registry.service import RegistryService
     from bascule.serving.observer import ServingObserver
     from bascule.store.artifacts.base import ArtifactStore
@@ -77,8 +79,13 @@ def build_dataplane(
     *,
     clock: Clock,
     observer: ServingObserver | None = None,
+    features: FeatureStore | Callable[[], FeatureStore] | None = None,
 ) -> DataPlane:
     """Build the data plane for ``settings.refs`` (not started: see ``DataPlane.start``).
+
+    ``features`` is the feature store versions declaring a feature service look their
+    features up in (or a function building it when first needed, e.g.
+    ``lambda: services.features``).
 
     Raises:
         ConfigError: nothing to serve, or a model name served twice.
@@ -106,6 +113,13 @@ def build_dataplane(
             flush_interval_s=pl.flush_interval_s,
             clock=clock,
         )
+    from bascule.serving.features import FeatureLookup
+
     return DataPlane(
-        manager, model_specs(settings), clock=clock, prediction_log=log, observer=observer
+        manager,
+        model_specs(settings),
+        clock=clock,
+        prediction_log=log,
+        observer=observer,
+        features=FeatureLookup(features),
     )

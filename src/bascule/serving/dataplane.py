@@ -33,6 +33,7 @@ from bascule.core.errors import (
 from bascule.core.outputs import OutputTensor
 from bascule.core.refs import ModelRef
 from bascule.core.tensors import ParsedRequest, parse_request
+from bascule.serving.features import FeatureLookup
 from bascule.serving.manager import LoadedVersion, ModelManager, ModelSlot
 from bascule.serving.observer import NullObserver, ServingObserver
 from bascule.serving.recording import PredictionRecorder, PredictionSink
@@ -132,6 +133,8 @@ class DataPlane:
         prediction_log: Where answers are recorded; None records nothing.
         observer: Receives rejections and shadow outcomes (batches and model events go
             through the manager).
+        features: Looks up the features of versions that declare a feature service, for
+            requests that send only entity keys (none: such requests are refused).
 
     Raises:
         ConfigError: two specs serve the same model name.
@@ -145,6 +148,7 @@ class DataPlane:
         clock: Clock,
         prediction_log: PredictionSink | None = None,
         observer: ServingObserver | None = None,
+        features: FeatureLookup | None = None,
     ) -> None:
         from bascule.core.errors import ConfigError
 
@@ -155,6 +159,7 @@ class DataPlane:
             PredictionRecorder(prediction_log, clock=clock) if prediction_log is not None else None
         )
         self._observer: ServingObserver = observer or NullObserver()
+        self.features = features or FeatureLookup()
         self._entries: dict[str, _Entry] = {}
         for spec in specs:
             name = spec.ref.name
@@ -327,6 +332,7 @@ class DataPlane:
         route = CHAMPION
         loaded: LoadedVersion | None = None
         feeds = None
+        used = None
         if version is not None:
             loaded, route = entry.pinned(version)
         elif (
@@ -337,7 +343,7 @@ class DataPlane:
             candidate = entry.challenger.current
             if candidate is not None:
                 try:
-                    feeds = candidate.model.feeds(parsed.inputs)
+                    feeds, used = await self.features.feeds(candidate.model, parsed.inputs)
                     loaded, route = candidate, CHALLENGER
                 except InvalidInputError:
                     feeds = None  # the champion answers what the challenger cannot read
@@ -348,7 +354,7 @@ class DataPlane:
                 loaded = entry.champion.require()
         model = loaded.model
         if feeds is None:
-            feeds = model.feeds(parsed.inputs)
+            feeds, used = await self.features.feeds(model, parsed.inputs)
         model.check_requested(parsed.outputs)
         try:
             result = await loaded.run(feeds)
@@ -359,7 +365,14 @@ class DataPlane:
         answer_id = parsed.id or request_id
         if self._recorder is not None:
             self._recorder.record(
-                loaded.model, request_id, feeds, result, started, route, entry.policy.name
+                loaded.model,
+                request_id,
+                feeds,
+                result,
+                started,
+                route,
+                entry.policy.name,
+                features_from=used.service if used is not None else "",
             )
         if entry.shadow is not None and route != CHALLENGER:
             self._offer_shadow(entry, parsed, request_id)
@@ -385,14 +398,21 @@ class DataPlane:
                 observer.shadow_done(entry.name, "", "dropped")
                 return
             try:
-                feeds = loaded.model.feeds(parsed.inputs)
+                feeds, used = await self.features.feeds(loaded.model, parsed.inputs)
                 result = await loaded.run(feeds)
             except BasculeError:
                 observer.shadow_done(entry.name, str(loaded.version), "error")
                 return
             if self._recorder is not None:
                 self._recorder.record(
-                    loaded.model, request_id, feeds, result, started, SHADOW, entry.policy.name
+                    loaded.model,
+                    request_id,
+                    feeds,
+                    result,
+                    started,
+                    SHADOW,
+                    entry.policy.name,
+                    features_from=used.service if used is not None else "",
                 )
             observer.shadow_done(entry.name, str(loaded.version), "ok")
 

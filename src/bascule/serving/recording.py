@@ -119,7 +119,7 @@ class PredictionRecorder:
         self._monotonic = clock.monotonic
         self._max_pending = max_pending
         self._max_delay_s = max_delay_s
-        self._pending: dict[tuple[ServedModel, str], list[_Answer]] = {}
+        self._pending: dict[tuple[ServedModel, str, str], list[_Answer]] = {}
         self._count = 0
         self._timer: asyncio.TimerHandle | None = None
 
@@ -132,6 +132,8 @@ class PredictionRecorder:
         started: float,
         route: str,
         policy: str,
+        *,
+        features_from: str = "",
     ) -> None:
         """Note one answer (O(1)); it reaches the log with the answers around it.
 
@@ -143,11 +145,14 @@ class PredictionRecorder:
             started: When it arrived (the clock's monotonic seconds).
             route: ``champion``, ``challenger`` or ``shadow``.
             policy: The model's traffic policy (``""``, ``canary`` or ``shadow``).
+            features_from: The feature service the inputs were looked up in (``""``: the
+                request sent them).
         """
         answer = (request_id, feeds, result, started, self._monotonic(), route)
-        pending = self._pending.get((model, policy))
+        key = (model, policy, features_from)
+        pending = self._pending.get(key)
         if pending is None:
-            self._pending[(model, policy)] = [answer]
+            self._pending[key] = [answer]
         else:
             pending.append(answer)
         self._count += 1
@@ -179,9 +184,9 @@ class PredictionRecorder:
         wall_us = (self._clock.now_utc() - _EPOCH) // _ONE_US
         now = self._clock.monotonic()
         handed = 0
-        for (model, policy), answers in pending.items():
+        for (model, policy, features_from), answers in pending.items():
             try:
-                batch = _batch(model, policy, answers, wall_us, now)
+                batch = _batch(model, policy, answers, wall_us, now, features_from)
             except Exception:  # a log record must never break serving
                 log.exception("prediction log: cannot record %d answers", len(answers))
                 continue
@@ -197,7 +202,12 @@ def _join(parts: tuple[dict[str, np.ndarray], ...]) -> dict[str, np.ndarray]:
 
 
 def _batch(
-    model: ServedModel, policy: str, answers: list[_Answer], wall_us: int, now: float
+    model: ServedModel,
+    policy: str,
+    answers: list[_Answer],
+    wall_us: int,
+    now: float,
+    features_from: str = "",
 ) -> PredictionBatch:
     ids, feeds, results, started, answered, routes = zip(*answers, strict=True)
     answered_s = np.array(answered)
@@ -218,4 +228,5 @@ def _batch(
         inputs=_Deferred(model.columns, inputs),
         outputs=_Deferred(model.log_outputs, _join(results)),
         policy=policy,
+        features_from=features_from,
     )

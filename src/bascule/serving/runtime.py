@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from bascule.core.errors import BasculeError, InvalidInputError
+from bascule.core.feature_binding import FeatureServiceBinding
 from bascule.core.outputs import OutputTensor
 from bascule.core.schema import ModelSignature
 from bascule.core.tensors import DATATYPES, RequestedOutput, Tensor
@@ -58,6 +59,8 @@ class ServedModel:
             or above which the served ``label`` is that class (the cost-minimising threshold
             the retraining pipeline stores with the version); None serves the most likely class.
         positive_label: The positive class, as text (matched against the classes' text).
+        feature_binding: The feature service the version declares: requests may then send
+            only entity keys and request fields (see :mod:`bascule.serving.features`).
 
     Raises:
         InvalidInputError: a threshold for a model that is not a binary classifier, or a
@@ -70,8 +73,10 @@ class ServedModel:
         *,
         decision_threshold: float | None = None,
         positive_label: str | None = None,
+        feature_binding: FeatureServiceBinding | None = None,
     ) -> None:
         self._predictor = predictor
+        self.feature_binding = feature_binding
         sig = predictor.signature
         self._signature = sig
         self.name = predictor.name
@@ -127,13 +132,30 @@ class ServedModel:
         ]
 
     def parameters(self) -> dict[str, Any]:
-        """bascule's additions to the model metadata: task, classes and feature columns."""
-        return {
+        """bascule's additions to the model metadata: task, classes and feature columns, and
+        for a version declaring a feature service, ``feature_service``: its name, refs and
+        views, and ``required_inputs``, what a request sends for the server to look the
+        features up (entity keys, request fields, inputs the service does not give)."""
+        out: dict[str, Any] = {
             "task": self._signature.task,
             "classes": list(self._classes) if self._classes is not None else None,
             "layout": self._signature.layout,
             "columns": [c.model_dump() for c in self._columns],
         }
+        binding = self.feature_binding
+        if binding is not None:
+            names = self._column_names
+            out["feature_service"] = {
+                "name": binding.service,
+                "version": binding.version,
+                "refs": list(binding.refs),
+                "views": list(binding.views),
+                "entity_keys": list(binding.entity_keys),
+                "request_fields": list(binding.request_fields),
+                "passthrough": list(binding.passthrough(names)),
+                "required_inputs": list(binding.required_inputs(names)),
+            }
+        return out
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -471,6 +493,7 @@ def load_served_model(
         predictor,
         decision_threshold=float(threshold) if threshold is not None else None,
         positive_label=mv.tags.get("positive_label"),
+        feature_binding=FeatureServiceBinding.from_tags(mv.tags),
     )
     model.warm_up(sample, max_rows=warm_rows)
     return model

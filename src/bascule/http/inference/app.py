@@ -223,5 +223,6 @@ def build_app() -> InferenceApp:
         settings.serving,
         clock=services.clock,
         observer=metrics,
+        features=lambda: services.features,
     )
     return create_app(dataplane, settings.serving, metrics=metrics, on_shutdown=services.close)
