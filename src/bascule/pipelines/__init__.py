@@ -25,6 +25,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from bascule.pipelines.automation import RetrainAutomation
     from bascule.pipelines.cache import StepCache
     from bascule.pipelines.costs import (
         ComputeCost,
@@ -75,6 +76,7 @@ if TYPE_CHECKING:
         SubmitOutcome,
         Trigger,
         TriggerKind,
+        run_inline,
     )
     from bascule.pipelines.validation import (
         ColumnSkew,
@@ -104,6 +106,7 @@ __all__ = [
     "PipelineResult",
     "PipelineRunner",
     "RayRunner",
+    "RetrainAutomation",
     "RetrainCoordinator",
     "RetrainOutcome",
     "RetrainRecord",
@@ -138,6 +141,7 @@ __all__ = [
     "read_project_data",
     "require_fitted",
     "rollback",
+    "run_inline",
     "schema_from_profile",
     "schema_from_signature",
     "step",
@@ -145,6 +149,7 @@ __all__ = [
 ]
 
 _MODULES = {
+    "automation": ("RetrainAutomation",),
     "costs": ("ComputeCost", "compute_cost", "cost_per_1000_predictions"),
     "gate": ("GateDecision", "decide"),
     "project": ("check_project", "load_entrypoint", "read_project_data"),
@@ -175,6 +180,7 @@ _MODULES = {
         "SubmitOutcome",
         "Trigger",
         "TriggerKind",
+        "run_inline",
     ),
     "validation": (
         "ColumnSkew",

@@ -10,6 +10,8 @@ thread by default). Triggers for that model that arrive while it runs are coales
 when the run ends, *one* follow-up run starts with all of them. Everything it does is
 observable: :meth:`~RetrainCoordinator.events`, :meth:`~RetrainCoordinator.history`,
 :meth:`~RetrainCoordinator.is_running` and :meth:`~RetrainCoordinator.wait_idle`.
+:meth:`~RetrainCoordinator.close` stops it for a shutdown: triggers are refused, pending
+follow-ups are dropped, the running retraining finishes.
 """
 
 from __future__ import annotations
@@ -35,13 +37,15 @@ __all__ = [
     "SubmitOutcome",
     "Trigger",
     "TriggerKind",
+    "run_inline",
 ]
 
 TriggerKind = Literal["alert", "schedule", "new_labels", "manual"]
 TRIGGER_KINDS: tuple[str, ...] = ("alert", "schedule", "new_labels", "manual")
-SubmitOutcome = Literal["started", "coalesced"]
+SubmitOutcome = Literal["started", "coalesced", "closed"]
 Spawn = Callable[[Callable[[], None], str], None]
 _MAX_EVENTS = 1000
+_MAX_HISTORY = 1000
 _MAX_MISSED_COUNTED = 10_000
 
 
@@ -90,18 +94,33 @@ class RetrainRecord:
     error: str | None = None
 
 
+EventKind = Literal["started", "coalesced", "finished", "failed", "error", "dropped"]
+
+
 @dataclass(frozen=True)
 class CoordinatorEvent:
-    """Something the coordinator did (``started``, ``coalesced``, ``finished``, ``failed``...)."""
+    """Something the coordinator did.
 
-    kind: Literal["started", "coalesced", "finished", "failed", "error"]
+    ``started`` (a retraining began with ``triggers``), ``coalesced`` (a trigger waits for
+    the follow-up run), ``finished``, ``failed`` or ``error`` (a retraining ended; ``record``
+    holds it), ``dropped`` (pending triggers dropped because the coordinator was closed).
+    """
+
+    kind: EventKind
     model: str
     at: datetime
     triggers: tuple[Trigger, ...]
+    record: RetrainRecord | None = None
 
 
 def _thread_spawn(fn: Callable[[], None], name: str) -> None:
     threading.Thread(target=fn, name=name, daemon=True).start()
+
+
+def run_inline(fn: Callable[[], None], name: str) -> None:
+    """A ``spawn`` for :class:`RetrainCoordinator` that runs the retraining in the caller's
+    thread: deterministic, for simulations and scripts (``name`` is unused)."""
+    fn()
 
 
 class RetrainCoordinator:
@@ -114,6 +133,7 @@ class RetrainCoordinator:
         clock: Clock | None = None,
         spawn: Spawn | None = None,
         on_event: Callable[[CoordinatorEvent], None] | None = None,
+        max_history: int = _MAX_HISTORY,
     ) -> None:
         """Build a coordinator.
 
@@ -122,7 +142,11 @@ class RetrainCoordinator:
                 is kept in the :class:`RetrainRecord`.
             clock: Stamps triggers and records; default: the system clock.
             spawn: Starts ``fn`` in a worker named ``name``; default: a daemon thread.
-            on_event: Called with every :class:`CoordinatorEvent`, outside any lock.
+                ``run_inline`` runs it in the caller's thread (the trigger returns when
+                the retraining, and its follow-ups, are done).
+            on_event: Called with every :class:`CoordinatorEvent`, outside any lock; an
+                exception it raises is not caught.
+            max_history: Finished retrainings kept for :meth:`history` (the oldest go).
         """
         self._retrain = retrain
         self._clock: Clock = clock or SystemClock()
@@ -131,10 +155,11 @@ class RetrainCoordinator:
         self._cond = threading.Condition()
         self._running: set[str] = set()
         self._pending: dict[str, list[Trigger]] = {}
-        self._history: list[RetrainRecord] = []
+        self._history: deque[RetrainRecord] = deque(maxlen=max_history)
         self._events: deque[CoordinatorEvent] = deque(maxlen=_MAX_EVENTS)
         self._labels: dict[str, int] = {}
         self._thresholds: dict[str, int] = {}
+        self._closed = False
 
     # -- triggers ---------------------------------------------------------------------------
 
@@ -142,7 +167,7 @@ class RetrainCoordinator:
         """Start a retraining for ``trigger.model``, or coalesce into the next one if running.
 
         Returns:
-            ``"started"`` or ``"coalesced"``.
+            ``"started"``, ``"coalesced"``, or ``"closed"`` (after :meth:`close`: ignored).
 
         Raises:
             InvalidInputError: a bad model name or trigger kind.
@@ -154,6 +179,8 @@ class RetrainCoordinator:
             )
         model = trigger.model
         with self._cond:
+            if self._closed:
+                return "closed"
             if model in self._running:
                 self._pending.setdefault(model, []).append(trigger)
                 event = self._event("coalesced", model, (trigger,))
@@ -236,8 +263,11 @@ class RetrainCoordinator:
             )
             with self._cond:
                 self._history.append(record)
-                events = [self._event(status, model, triggers)]
+                events = [self._event(status, model, triggers, record)]
                 pending = self._pending.pop(model, [])
+                if pending and self._closed:
+                    events.append(self._event("dropped", model, tuple(pending)))
+                    pending = []
                 if pending:
                     triggers = tuple(pending)
                     self._labels[model] = 0
@@ -250,9 +280,13 @@ class RetrainCoordinator:
                 return
 
     def _event(
-        self, kind: Any, model: str, triggers: tuple[Trigger, ...]
+        self,
+        kind: EventKind,
+        model: str,
+        triggers: tuple[Trigger, ...],
+        record: RetrainRecord | None = None,
     ) -> CoordinatorEvent:  # called with the lock held
-        event = CoordinatorEvent(kind, model, self._clock.now_utc(), triggers)
+        event = CoordinatorEvent(kind, model, self._clock.now_utc(), triggers, record)
         self._events.append(event)
         return event
 
@@ -260,6 +294,29 @@ class RetrainCoordinator:
         if self._on_event is not None:
             for event in events:
                 self._on_event(event)
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Stop for a shutdown: refuse new triggers, drop pending follow-ups, let the running
+        retrainings finish (waiting up to ``timeout`` seconds for them; 0: not at all).
+
+        Returns:
+            True when no retraining runs any more.
+        """
+        with self._cond:
+            self._closed = True
+            dropped = [
+                self._event("dropped", model, tuple(triggers))
+                for model, triggers in sorted(self._pending.items())
+            ]
+            self._pending.clear()
+        self._emit(dropped)
+        return self.wait_idle(timeout)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        with self._cond:
+            return self._closed
 
     # -- observation ------------------------------------------------------------------------
 
