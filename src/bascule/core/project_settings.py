@@ -123,6 +123,10 @@ class DataSettings(_Section):
     validation_fraction: float = Field(default=0.2, gt=0, lt=1)
     """Share of the rows older than the holdout (the newest of them) on which the decision
     threshold is chosen; the challenger is trained on the rest."""
+    validation_split: Literal["newest", "random"] = "newest"
+    """How the validation rows are picked from those older than the holdout: the newest
+    ``validation_fraction`` of them, or that share at random (seeded), which keeps the
+    newest rows in training — what a model retrained right after a shift needs."""
 
     @model_validator(mode="after")
     def _check(self) -> DataSettings:

@@ -6,8 +6,10 @@ against the champion's reference profile. :func:`split_rows` splits the result b
 
 * **holdout**: the newest ``holdout_days`` days (else the newest ``holdout_fraction`` of
   rows), keeping only rows newer than the champion's training data: neither model saw them;
-* **validation**: the newest ``validation_fraction`` of the rows older than the holdout;
-  the decision threshold is chosen there;
+* **validation**: the newest ``validation_fraction`` of the rows older than the holdout
+  (``validation_split: newest``), or that share drawn at random from them with a fixed seed
+  (``random``: the newest rows stay in training, which matters when the world just
+  changed); the decision threshold is chosen there;
 * **train**: the rest.
 
 ``spec`` is the plain-JSON form of the ``project.data`` settings (:func:`data_spec`), so
@@ -28,6 +30,9 @@ from bascule.pipelines.validation import SchemaReport, check_schema, value_skew
 
 __all__ = ["check_rows", "data_spec", "split_rows"]
 
+_SPLIT_SEED = 20_240_601
+"""Seed of the random validation split: the same rows give the same split (and cache hits)."""
+
 
 def data_spec(data: DataSettings, extra_columns: list[str]) -> dict[str, Any]:
     """The settings the checks and splits need, as JSON values (a pipeline parameter)."""
@@ -40,6 +45,7 @@ def data_spec(data: DataSettings, extra_columns: list[str]) -> dict[str, Any]:
         "holdout_days": data.holdout_days,
         "holdout_fraction": data.holdout_fraction,
         "validation_fraction": data.validation_fraction,
+        "validation_split": data.validation_split,
     }
 
 
@@ -165,10 +171,19 @@ def split_rows(
             "enough rows to train and to choose the decision threshold on (more data, or a "
             "smaller holdout_days / holdout_fraction)",
         )
-    train, validation = (
-        rest.iloc[:cut].reset_index(drop=True),
-        rest.iloc[cut:].reset_index(drop=True),
-    )
+    if spec.get("validation_split", "newest") == "random":
+        picked = np.zeros(len(rest), dtype=bool)
+        order = np.random.default_rng(_SPLIT_SEED).permutation(len(rest))
+        picked[order[cut:]] = True
+        train, validation = (
+            rest[~picked].reset_index(drop=True),
+            rest[picked].reset_index(drop=True),
+        )
+    else:
+        train, validation = (
+            rest.iloc[:cut].reset_index(drop=True),
+            rest.iloc[cut:].reset_index(drop=True),
+        )
     info = {
         "train_rows": len(train),
         "validation_rows": len(validation),

@@ -103,6 +103,22 @@ def test_split_holds_out_the_newest_fraction_and_validates_on_the_next() -> None
     assert validation["ts"].max().isoformat() == info["data_until"]
 
 
+def test_a_random_validation_split_keeps_the_newest_rows_in_training() -> None:
+    random_spec = spec(validation_split="random")
+    kept, _ = check_rows(rows(100), random_spec, {})
+
+    train, validation, holdout, info = split_rows(kept, random_spec, {})
+    again = split_rows(kept, random_spec, {})[1]
+
+    assert (64, 16, 20) == (len(train), len(validation), len(holdout))
+    newest = kept["ts"].iloc[64]  # where a "newest" validation would start
+    assert (train["ts"] >= newest).sum() > 0  # recent rows train
+    assert (validation["ts"] < newest).sum() > 0  # and older ones validate
+    assert max(train["ts"].max(), validation["ts"].max()) < holdout["ts"].min()
+    assert validation["ts"].tolist() == again["ts"].tolist()  # seeded: same rows, same split
+    assert kept["ts"].iloc[79].isoformat() == info["data_until"]
+
+
 def test_split_by_days_keeps_only_rows_newer_than_the_champions_data() -> None:
     kept, _ = check_rows(rows(100, days=10), spec(holdout_days=5), {})
     cutoff = kept["ts"].iloc[79].isoformat()
