@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from bascule.core.errors import ConfigError
 from bascule.core.refs import ModelRef
-from bascule.serving.dataplane import DataPlane, ModelSpec, PredictionSink
+from bascule.serving.dataplane import DataPlane, ModelSpec, PredictionSink, UsageSink
 from bascule.serving.manager import ModelManager
 from bascule.serving.router import Policy
 
@@ -45,6 +45,9 @@ def default_intra_op_threads(workers: int) -> int:
 def model_specs(settings: ServingSettings) -> list[ModelSpec]:
     """One spec per served reference, with its traffic policy from ``settings.models``.
 
+    A reference by alias (``fraud@champion``) with no challenger in ``settings.models``
+    follows the rollout recorded on the model's history.
+
     Raises:
         ConfigError: no reference to serve, or a reference that does not parse.
         InvalidInputError: a malformed reference.
@@ -59,7 +62,7 @@ def model_specs(settings: ServingSettings) -> list[ModelSpec]:
         ref = ModelRef.parse(text)
         policy = settings.models.get(ref.name)
         if policy is None or policy.challenger is None or policy.mode is None:
-            specs.append(ModelSpec(ref))
+            specs.append(ModelSpec(ref, follow_rollout=ref.alias is not None))
             continue
         specs.append(
             ModelSpec(
@@ -102,8 +105,10 @@ def build_dataplane(
         drain_timeout_s=settings.shutdown_timeout_s,
     )
     log: PredictionSink | None = None
+    usage: UsageSink | None = None
     if settings.prediction_log.enabled:
         from bascule.store.predictions import PredictionLog
+        from bascule.store.usage import UsageLog
 
         pl = settings.prediction_log
         log = PredictionLog(
@@ -113,6 +118,7 @@ def build_dataplane(
             flush_interval_s=pl.flush_interval_s,
             clock=clock,
         )
+        usage = UsageLog(artifacts)
     from bascule.serving.features import FeatureLookup
 
     return DataPlane(
@@ -122,4 +128,6 @@ def build_dataplane(
         prediction_log=log,
         observer=observer,
         features=FeatureLookup(features),
+        usage_log=usage,
+        usage_interval_s=settings.prediction_log.flush_interval_s,
     )

@@ -11,14 +11,21 @@ signature → the version's adaptive batcher → outputs. Each answer is recorde
 prediction log with its request id, version, route and policy (never blocking; answers
 reach the log many at a time, see :mod:`bascule.serving.recording`); in shadow mode a copy
 is offered to the challenger through a bounded queue after the answer is ready.
+
+A model's routing (challenger, policy) comes from its spec, or, for a model served by alias
+with no challenger in the settings, from the rollout recorded on its history (see
+:mod:`bascule.serving.routing`). Answers, failed requests and the CPU seconds of batches
+are counted per version by the manager's :class:`~bascule.serving.usage.UsageMeter`; every
+``usage_interval_s`` (and at each policy change) the counts are written to the usage log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from bascule._version import __version__
 from bascule.core.clock import Clock
@@ -28,29 +35,34 @@ from bascule.core.errors import (
     ModelNotFoundError,
     NotReadyError,
     OverloadedError,
-    VersionNotFoundError,
 )
 from bascule.core.outputs import OutputTensor
 from bascule.core.refs import ModelRef
 from bascule.core.tensors import ParsedRequest, parse_request
 from bascule.serving.features import FeatureLookup
-from bascule.serving.manager import LoadedVersion, ModelManager, ModelSlot
+from bascule.serving.manager import LoadedVersion, ModelManager
 from bascule.serving.observer import NullObserver, ServingObserver
 from bascule.serving.recording import PredictionRecorder, PredictionSink
-from bascule.serving.router import (
-    CHALLENGER,
-    CHAMPION,
-    SHADOW,
-    CanarySplit,
-    Policy,
-    ShadowQueue,
-)
+from bascule.serving.router import CHALLENGER, CHAMPION, SHADOW, Policy
+from bascule.serving.routing import ModelEntry, RolloutFollower, Routing
+from bascule.serving.usage import VersionTotals
+from bascule.store.usage import UsageRecord
 
-__all__ = ["DataPlane", "InferResult", "ModelSpec", "PredictionSink"]
+__all__ = ["DataPlane", "InferResult", "ModelSpec", "PredictionSink", "UsageSink"]
+
+log = logging.getLogger("bascule.serving")
 
 PLATFORM: Final = "onnxruntime_onnx"
 _SINGLE: Final = Policy()
 EXTENSIONS: Final = ["binary_tensor_data"]
+
+
+class UsageSink(Protocol):
+    """Where usage windows are written (``bascule.store.usage.UsageLog``)."""
+
+    def write(self, records: list[UsageRecord]) -> int:
+        """Write the records (blocking)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -62,12 +74,15 @@ class ModelSpec:
         challenger: The challenger reference, if any.
         policy: How traffic is shared with the challenger.
         shadow_queue: Shadow copies waiting at most (shadow mode).
+        follow_rollout: With no challenger: follow the rollout recorded on the model's
+            history (challenger version and policy).
     """
 
     ref: ModelRef
     challenger: ModelRef | None = None
     policy: Policy = _SINGLE
     shadow_queue: int = 1024
+    follow_rollout: bool = False
 
 
 @dataclass(slots=True)
@@ -94,35 +109,6 @@ class InferResult:
         }
 
 
-@dataclass(eq=False)
-class _Entry:
-    name: str
-    champion: ModelSlot
-    challenger: ModelSlot | None
-    policy: Policy
-    split: CanarySplit | None
-    shadow: ShadowQueue | None
-
-    def slots(self) -> list[ModelSlot]:
-        return [self.champion] if self.challenger is None else [self.champion, self.challenger]
-
-    def pinned(self, version: str) -> tuple[LoadedVersion, str]:
-        for slot, route in zip(self.slots(), (CHAMPION, CHALLENGER), strict=False):
-            current = slot.current
-            if current is not None and str(current.version) == version:
-                return current, route
-        if not all(s.ready for s in self.slots()):
-            raise NotReadyError(
-                f"model {self.name!r} is not ready; version {version!r} may be served once "
-                "loading finishes",
-                model=self.name,
-            )
-        served = [str(s.current.version) for s in self.slots() if s.current is not None]
-        raise VersionNotFoundError(
-            version, available=served, model=self.name, hint="versions this server serves"
-        )
-
-
 class DataPlane:
     """Live, ready, metadata and infer for the served models.
 
@@ -135,6 +121,9 @@ class DataPlane:
             through the manager).
         features: Looks up the features of versions that declare a feature service, for
             requests that send only entity keys (none: such requests are refused).
+        usage_log: Where usage windows (answers, failures, CPU seconds per version) are
+            written; None writes nothing (the counts still feed ``/metrics``).
+        usage_interval_s: How often a usage window is closed and written.
 
     Raises:
         ConfigError: two specs serve the same model name.
@@ -149,6 +138,8 @@ class DataPlane:
         prediction_log: PredictionSink | None = None,
         observer: ServingObserver | None = None,
         features: FeatureLookup | None = None,
+        usage_log: UsageSink | None = None,
+        usage_interval_s: float = 5.0,
     ) -> None:
         from bascule.core.errors import ConfigError
 
@@ -160,7 +151,12 @@ class DataPlane:
         )
         self._observer: ServingObserver = observer or NullObserver()
         self.features = features or FeatureLookup()
-        self._entries: dict[str, _Entry] = {}
+        self._usage = manager.usage
+        self._usage_log = usage_log
+        self._usage_interval_s = usage_interval_s
+        self._usage_task: asyncio.Task[None] | None = None
+        self._follower = RolloutFollower(manager, on_switch=self._on_switch)
+        self._entries: dict[str, ModelEntry] = {}
         for spec in specs:
             name = spec.ref.name
             if name in self._entries:
@@ -170,15 +166,18 @@ class DataPlane:
                     "version",
                     model=name,
                 )
-            policy = spec.policy if spec.challenger is not None else _SINGLE
-            self._entries[name] = _Entry(
+            challenger = manager.add(spec.challenger) if spec.challenger else None
+            routing = Routing.of(challenger, spec.policy, shadow_queue=spec.shadow_queue)
+            self._entries[name] = ModelEntry(
                 name=name,
                 champion=manager.add(spec.ref),
-                challenger=manager.add(spec.challenger) if spec.challenger else None,
-                policy=policy,
-                split=CanarySplit(policy.percent) if policy.mode == "canary" else None,
-                shadow=ShadowQueue(maxsize=spec.shadow_queue) if policy.mode == "shadow" else None,
+                routing=routing,
+                follows_rollout=spec.follow_rollout and challenger is None,
+                shadow_queue=spec.shadow_queue,
             )
+            self._usage.set_policy(name, routing.policy.name)
+        if any(e.follows_rollout for e in self._entries.values()):
+            manager.on_poll(self.follow_rollouts)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -190,14 +189,23 @@ class DataPlane:
             if entry.shadow is not None:
                 entry.shadow.start()
         await self._manager.load_all()
+        await self.follow_rollouts()
         self._manager.start()
+        if self._usage_log is not None and self._usage_task is None:
+            self._usage_task = asyncio.create_task(self._usage_loop(), name="bascule-usage")
 
     async def close(self) -> None:
-        """Finish shadow copies, drain and close the batchers, flush the prediction log."""
+        """Finish shadow copies, drain and close the batchers, flush the logs."""
+        if self._usage_task is not None:
+            self._usage_task.cancel()
+            await asyncio.gather(self._usage_task, return_exceptions=True)
+            self._usage_task = None
         for entry in self._entries.values():
             if entry.shadow is not None:
                 await entry.shadow.close()
+        await self._follower.close(list(self._entries.values()))
         await self._manager.close()
+        await self.flush_usage()
         if self._recorder is not None:
             self._recorder.flush()
         if self._log is not None:
@@ -227,7 +235,7 @@ class DataPlane:
         """``GET /v2``."""
         return {"name": "bascule", "version": __version__, "extensions": list(EXTENSIONS)}
 
-    def _entry(self, name: str) -> _Entry:
+    def _entry(self, name: str) -> ModelEntry:
         entry = self._entries.get(name)
         if entry is None:
             raise ModelNotFoundError(name, available=self.model_names)
@@ -285,7 +293,10 @@ class DataPlane:
         }
 
     def model_status(self) -> list[dict[str, Any]]:
-        """Per served reference: version answering, readiness and the last load error."""
+        """Per served reference (and followed rollout challenger): version answering,
+        readiness and the last load error."""
+        slots = self._manager.slots()
+        slots += [e.rollout_slot for e in self._entries.values() if e.rollout_slot is not None]
         return [
             {
                 "ref": str(slot.ref),
@@ -293,8 +304,54 @@ class DataPlane:
                 "ready": slot.ready,
                 "last_error": slot.last_error,
             }
-            for slot in self._manager.slots()
+            for slot in slots
         ]
+
+    # -- rollouts and usage ----------------------------------------------------------------------
+
+    async def follow_rollouts(self) -> None:
+        """Apply the recorded rollout of every model that follows one (run after each poll)."""
+        await self._follower.apply_all(list(self._entries.values()))
+
+    async def _on_switch(self, entry: ModelEntry, routing: Routing) -> None:
+        await self.flush_usage()  # a usage window never spans two policies
+        self._usage.set_policy(entry.name, routing.policy.name)
+
+    def routing_of(self, name: str) -> tuple[int | None, str, float]:
+        """``(challenger version, policy, canary percent)`` of a served model now.
+
+        Raises:
+            ModelNotFoundError: the model is not served.
+        """
+        routing = self._entry(name).routing
+        slot = routing.challenger
+        version = slot.current.version if slot is not None and slot.current else None
+        return version, routing.policy.name, routing.policy.percent
+
+    async def flush_usage(self) -> int:
+        """Close the current usage window and write it (nothing without a usage log).
+
+        Returns:
+            The records written.
+        """
+        records = self._usage.cut()
+        if not records or self._usage_log is None:
+            return 0
+        try:
+            await asyncio.to_thread(self._usage_log.write, records)
+        except Exception:  # the usage log must never break serving (logged)
+            log.exception("usage log: cannot write %d records", len(records))
+            return 0
+        return len(records)
+
+    async def _usage_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._usage_interval_s)
+            await self.flush_usage()
+
+    def usage_totals(self) -> list[VersionTotals]:
+        """Per model version since start: CPU seconds of its batches, answers and failures."""
+        return self._usage.totals()
 
     # -- inference -------------------------------------------------------------------------------
 
@@ -328,24 +385,28 @@ class DataPlane:
         """
         started = self._clock.monotonic()
         entry = self._entry(name)
+        routing = entry.routing  # read once: the request keeps it even if it changes
+        policy = routing.policy.name
+        usage = self._usage
         parsed = request if isinstance(request, ParsedRequest) else parse_request(request, binary)
         route = CHAMPION
         loaded: LoadedVersion | None = None
         feeds = None
         used = None
         if version is not None:
-            loaded, route = entry.pinned(version)
+            loaded, route = entry.pinned(version, routing)
         elif (
-            entry.split is not None
-            and entry.challenger is not None
-            and entry.split.to_challenger(request_id)
+            routing.split is not None
+            and routing.challenger is not None
+            and routing.split.to_challenger(request_id)
         ):
-            candidate = entry.challenger.current
+            candidate = routing.challenger.current
             if candidate is not None:
                 try:
                     feeds, used = await self.features.feeds(candidate.model, parsed.inputs)
                     loaded, route = candidate, CHALLENGER
                 except InvalidInputError:
+                    usage.failed(name, candidate.version, CHALLENGER, policy)
                     feeds = None  # the champion answers what the challenger cannot read
         if loaded is None:
             loaded = entry.champion.current
@@ -353,15 +414,20 @@ class DataPlane:
                 self._observer.rejected(name, "not_ready")
                 loaded = entry.champion.require()
         model = loaded.model
-        if feeds is None:
-            feeds, used = await self.features.feeds(model, parsed.inputs)
-        model.check_requested(parsed.outputs)
         try:
-            result = await loaded.run(feeds)
-        except OverloadedError:
-            self._observer.rejected(name, "queue_full")
+            if feeds is None:
+                feeds, used = await self.features.feeds(model, parsed.inputs)
+            model.check_requested(parsed.outputs)
+            try:
+                result = await loaded.run(feeds)
+            except OverloadedError:
+                self._observer.rejected(name, "queue_full")
+                raise
+            outputs = model.outputs(result, parsed.outputs, parsed.binary_output)
+        except BasculeError:
+            usage.failed(name, loaded.version, route, policy)  # the version failed to answer
             raise
-        outputs = model.outputs(result, parsed.outputs, parsed.binary_output)
+        usage.answered(name, loaded.version, route, policy, _rows(feeds))
         answer_id = parsed.id or request_id
         if self._recorder is not None:
             self._recorder.record(
@@ -371,25 +437,27 @@ class DataPlane:
                 result,
                 started,
                 route,
-                entry.policy.name,
+                policy,
                 features_from=used.service if used is not None else "",
             )
-        if entry.shadow is not None and route != CHALLENGER:
-            self._offer_shadow(entry, parsed, request_id)
+        if routing.shadow is not None and route != CHALLENGER:
+            self._offer_shadow(entry, routing, parsed, request_id)
         return InferResult(
             model_name=name,
             model_version=str(loaded.version),
             id=answer_id,
             outputs=outputs,
             route=route,
-            policy=entry.policy.name,
+            policy=policy,
         )
 
-    def _offer_shadow(self, entry: _Entry, parsed: ParsedRequest, request_id: str) -> None:
-        challenger, shadow = entry.challenger, entry.shadow
+    def _offer_shadow(
+        self, entry: ModelEntry, routing: Routing, parsed: ParsedRequest, request_id: str
+    ) -> None:
+        challenger, shadow = routing.challenger, routing.shadow
         if challenger is None or shadow is None:
             return
-        observer = self._observer
+        observer, usage, policy = self._observer, self._usage, routing.policy.name
 
         async def job() -> None:
             started = self._clock.monotonic()
@@ -401,8 +469,10 @@ class DataPlane:
                 feeds, used = await self.features.feeds(loaded.model, parsed.inputs)
                 result = await loaded.run(feeds)
             except BasculeError:
+                usage.failed(entry.name, loaded.version, SHADOW, policy)
                 observer.shadow_done(entry.name, str(loaded.version), "error")
                 return
+            usage.answered(entry.name, loaded.version, SHADOW, policy, _rows(feeds))
             if self._recorder is not None:
                 self._recorder.record(
                     loaded.model,
@@ -411,7 +481,7 @@ class DataPlane:
                     result,
                     started,
                     SHADOW,
-                    entry.policy.name,
+                    policy,
                     features_from=used.service if used is not None else "",
                 )
             observer.shadow_done(entry.name, str(loaded.version), "ok")
@@ -424,7 +494,9 @@ class DataPlane:
     def queue_depths(self) -> list[tuple[str, str, int]]:
         """``(model, version, requests waiting)`` for every loaded version."""
         out = []
-        for slot in self._manager.slots():
+        slots = self._manager.slots()
+        slots += [e.rollout_slot for e in self._entries.values() if e.rollout_slot is not None]
+        for slot in slots:
             current = slot.current
             if current is not None:
                 out.append((slot.name, str(current.version), current.batcher.stats().queued))
@@ -440,3 +512,7 @@ class DataPlane:
     def shadow_depths(self) -> list[tuple[str, int]]:
         """``(model, shadow copies waiting)`` for models in shadow mode."""
         return [(e.name, e.shadow.depth) for e in self._entries.values() if e.shadow is not None]
+
+
+def _rows(feeds: Mapping[str, Any]) -> int:
+    return int(next(iter(feeds.values())).shape[0])

@@ -12,12 +12,19 @@ requests that already hold the old version finish on it; the old batcher is clos
 they are done. A version that fails to load or warm up is not swapped in: the slot keeps
 the old one, records the error and does not retry that version until the reference moves
 again.
+
+The same poll also runs the hooks given to :meth:`ModelManager.on_poll` (the data plane
+follows recorded rollouts that way, reading them with :meth:`ModelManager.read_rollout`), and
+slots outside the served references (a rollout's challenger) are loaded with
+:meth:`ModelManager.refresh` and let go with :meth:`ModelManager.unload`. Every batch reports
+its CPU seconds to the manager's :class:`~bascule.serving.usage.UsageMeter`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,10 +36,12 @@ from bascule.core.refs import ModelRef
 from bascule.serving.batching import AdaptiveBatcher
 from bascule.serving.observer import NullObserver, ServingObserver
 from bascule.serving.runtime import Feeds, Outputs, ServedModel, load_served_model
+from bascule.serving.usage import UsageMeter
 
 if TYPE_CHECKING:
     from bascule.core.records import ModelVersion
     from bascule.core.settings import BatchingSettings
+    from bascule.registry.rollouts import RolloutState
     from bascule.registry.service import RegistryService
 
 __all__ = ["LoadedVersion", "ManagerStats", "ModelManager", "ModelSlot"]
@@ -40,6 +49,7 @@ __all__ = ["LoadedVersion", "ManagerStats", "ModelManager", "ModelSlot"]
 log = logging.getLogger("bascule.serving")
 
 Loader = Callable[["ModelVersion"], ServedModel]
+PollHook = Callable[[], Awaitable[None]]
 
 
 @dataclass(eq=False)
@@ -136,6 +146,7 @@ class ModelManager:
             run in the manager's loader thread.
         drain_timeout_s: How long a swapped-out version may take to finish its requests.
         sleep: The poll timer (``asyncio.sleep``; ``FakeClock.sleep`` in tests).
+        usage: Receives the CPU seconds of every batch (a new meter if None).
     """
 
     def __init__(
@@ -150,6 +161,7 @@ class ModelManager:
         loader: Loader | None = None,
         drain_timeout_s: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        usage: UsageMeter | None = None,
     ) -> None:
         self._registry = registry
         self._clock = clock
@@ -165,7 +177,10 @@ class ModelManager:
         self._poller: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._lock: asyncio.Lock | None = None
+        self._hooks: list[PollHook] = []
         self.stats = ManagerStats()
+        self.usage = usage or UsageMeter(clock.now_utc)
+        """Answers, failures and CPU seconds per version."""
 
     # -- slots -----------------------------------------------------------------------------------
 
@@ -200,13 +215,27 @@ class ModelManager:
     def _batcher(self, model: ServedModel) -> AdaptiveBatcher[Feeds, Outputs | BasculeError]:
         b = self._batching
         name, version = model.name, str(model.version)
-        observer = self._observer
+        observer, usage, number, run_batch = (
+            self._observer,
+            self.usage,
+            model.version,
+            model.run_batch,
+        )
+
+        def run(items: list[Feeds]) -> list[Outputs | BasculeError]:
+            # the batcher thread's own CPU time: all of it with one intra-op thread
+            before = time.thread_time()
+            try:
+                return run_batch(items)
+            finally:
+                cpu = time.thread_time() - before
+                usage.batch(name, number, sum(map(_rows, items)), cpu)
 
         def on_batch(rows: int, seconds: float) -> None:
             observer.batch_done(name, version, rows, seconds)
 
         return AdaptiveBatcher(
-            model.run_batch,
+            run,
             max_batch_size=b.max_batch_size if b.enabled else 1,
             max_wait_s=b.max_wait_ms / 1000 if b.enabled else 0.0,
             max_queue=b.max_queue,
@@ -287,6 +316,36 @@ class ModelManager:
             task.add_done_callback(self._background.discard)
         return True
 
+    async def unload(self, slot: ModelSlot) -> None:
+        """Stop answering with the slot's version (for slots outside the served references);
+        requests holding it finish on it, then its batcher is closed in the background."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            old, slot.current = slot.current, None
+            slot.failed_version = None
+            slot.last_error = None
+        if old is not None:
+            task = asyncio.create_task(self._retire(old))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def read_rollout(self, name: str) -> RolloutState | None:
+        """The latest recorded rollout state of model ``name`` (read off the event loop).
+
+        Raises:
+            ModelNotFoundError: no such model.
+            StorageError: the registry could not be read.
+        """
+        from bascule.registry.rollouts import current_rollout
+
+        state: RolloutState | None = await self._in_loader(current_rollout, self._registry, name)
+        return state
+
+    def on_poll(self, hook: PollHook) -> None:
+        """Run ``hook`` after every poll of the registry (its failures are logged)."""
+        self._hooks.append(hook)
+
     async def _retire(self, old: LoadedVersion) -> None:
         """Close a swapped-out version once its in-flight requests are answered."""
         deadline = self._clock.monotonic() + self._drain_timeout_s
@@ -305,6 +364,11 @@ class ModelManager:
         for slot in self.slots():
             if slot.follows or slot.current is None:
                 await self.refresh(slot)
+        for hook in self._hooks:
+            try:
+                await hook()
+            except Exception:  # a hook must never stop the poll (logged)
+                log.exception("poll hook failed")
 
     # -- lifecycle -------------------------------------------------------------------------------
 

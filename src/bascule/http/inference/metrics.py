@@ -2,9 +2,11 @@
 
 ``InferenceMetrics`` implements :class:`bascule.serving.observer.ServingObserver` (batches,
 model events, rejections, shadow outcomes) and records per-request counts and latencies
-itself; queue depths and prediction-log counters are read from the data plane at scrape
-time. Names follow the Prometheus conventions (``bascule_…_total`` counters, ``…_seconds``
-durations) and pass ``promtool check metrics``.
+itself; queue depths, prediction-log counters, and the CPU seconds and failed requests of
+each model version (``bascule_inference_cpu_seconds_total``,
+``bascule_inference_failed_requests_total``, from the data plane's usage meter) are read
+from the data plane at scrape time. Names follow the Prometheus conventions
+(``bascule_…_total`` counters, ``…_seconds`` durations) and pass ``promtool check metrics``.
 
 Label values are bounded: ``model`` is a served model name or ``""`` for requests naming
 an unknown model, ``version`` a served version or ``""``, ``status`` an HTTP status code.
@@ -182,8 +184,24 @@ class _DataPlaneCollector(Collector):
             "bascule_prediction_log_rows_buffered",
             "Prediction-log rows waiting to be written.",
         )
+        cpu = CounterMetricFamily(
+            "bascule_inference_cpu_seconds",
+            "CPU seconds of the batcher thread running a model version's onnxruntime calls.",
+            labels=["model", "version"],
+        )
+        failed = CounterMetricFamily(
+            "bascule_inference_failed_requests",
+            "Requests a model version failed to answer, by route (champion, challenger, shadow).",
+            labels=["model", "version", "route"],
+        )
         dp = self.dataplane
         if dp is not None:
+            for totals in dp.usage_totals():
+                version = str(totals.version)
+                cpu.add_metric([totals.model, version], totals.cpu_seconds)
+                for route, errors in sorted(totals.errors_by_route.items()):
+                    if errors:
+                        failed.add_metric([totals.model, version, route], errors)
             for model, version, queued in dp.queue_depths():
                 depth.add_metric([model, version], queued)
             for model, waiting in dp.shadow_depths():
@@ -195,6 +213,8 @@ class _DataPlaneCollector(Collector):
                 buffered.add_metric([], counts[2])
         yield depth
         yield shadow
+        yield cpu
+        yield failed
         if dp is not None and dp.prediction_log_counts() is not None:
             yield written
             yield dropped
