@@ -141,9 +141,11 @@ def evaluate_rule(
     for fig in sorted(figures, key=lambda f: (f.window_end, f.window_start)):
         if last is not None and fig.window_end <= last:
             continue
-        last = fig.window_end
         if fig.value is None or not math.isfinite(fig.value):
+            # Not measurable yet (no labels in the window so far): the window is not "seen",
+            # so a later run evaluates it once its feedback has arrived.
             continue
+        last = fig.window_end
         kind: Literal["fire", "resolve"] | None = None
         if breaches(rule, fig.value):
             consecutive += 1

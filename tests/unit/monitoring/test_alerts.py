@@ -61,6 +61,18 @@ def test_windows_without_the_figure_keep_the_count() -> None:
     assert 2 == state.consecutive
 
 
+def test_a_window_without_its_figure_yet_is_evaluated_when_it_arrives() -> None:
+    r = rule()
+    state, moves = evaluate_rule(r, RuleState(), figures(0.95, None))  # labels: window 0 only
+
+    later, fired = evaluate_rule(r, state, figures(0.95, 0.8))  # window 1's labels came in
+
+    assert [] == moves
+    assert HOUR == state.last_window_end
+    assert [("fire", 2 * HOUR)] == [(m.kind, m.window_end) for m in fired]
+    assert 2 * HOUR == later.last_window_end
+
+
 def test_windows_already_seen_are_skipped_so_a_rerun_never_fires_twice() -> None:
     r = rule()
     state, first = evaluate_rule(r, RuleState(), figures(0.8))
