@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,17 +22,24 @@ if TYPE_CHECKING:
     import httpx
     import pandas as pd
 
+    from bascule.core.project_settings import ProjectSettings
     from bascule.features.store import FeatureStore
     from bascule.monitoring.schedule import MonitorScheduler
     from bascule.monitoring.service import MonitoringService
+    from bascule.pipelines.automation import RetrainAutomation
+    from bascule.pipelines.retrain import Retrainer
+    from bascule.pipelines.triggers import Spawn
     from bascule.store.online.base import OnlineStore
 
 __all__ = [
     "Services",
+    "build_retrain_automation",
+    "build_retrainer",
     "build_services",
     "default_actor",
     "open_artifact_store",
     "open_online_store",
+    "require_project",
 ]
 
 
@@ -217,3 +225,88 @@ def build_services(
     # register(feature_service=...) resolves names in the feature store, built on first use.
     services.registry.use_feature_services(lambda name: services.features.bind_service(name))
     return services
+
+
+def build_retrainer(
+    services: Services,
+    *,
+    base_dir: Path,
+    wait_for_lock: bool = False,
+    on_step: Callable[[str], None] | None = None,
+) -> Retrainer:
+    """The retraining function of the project's model (``bascule retrain`` and the server).
+
+    Args:
+        services: The services (registry, tracking, artifacts, clock, settings).
+        base_dir: Where the project's relative paths start (the settings file's folder).
+        wait_for_lock: Wait for another process's retraining instead of refusing.
+        on_step: Called with each step's name as it starts.
+
+    Raises:
+        ConfigError: the settings have no ``project`` section.
+    """
+    from bascule.pipelines.retrain import Retrainer
+
+    settings = services.settings
+    project = require_project(settings)
+    entry = settings.monitoring.models.get(project.model)
+    return Retrainer(
+        registry=services.registry,
+        tracking=services.tracking,
+        artifacts=services.artifacts,
+        project=project,
+        cost=None if entry is None else entry.cost,
+        base_dir=base_dir,
+        lock_dir=settings.home / "locks",
+        clock=services.clock,
+        max_retries=settings.pipelines.max_retries,
+        backoff_s=settings.pipelines.backoff_s,
+        wait_for_lock=wait_for_lock,
+        on_step=on_step,
+    )
+
+
+def build_retrain_automation(
+    services: Services, *, base_dir: Path, spawn: Spawn | None = None
+) -> RetrainAutomation | None:
+    """The automatic retraining of the project's model (None when there is no project):
+    alerts and feedback ingests of ``services.monitoring``, the policy's schedule, by hand.
+
+    Args:
+        services: The services.
+        base_dir: Where the project's relative paths start (the settings file's folder).
+        spawn: How retrainings start (default: a thread each; ``run_inline`` runs them in
+            the caller's thread).
+
+    Raises:
+        InvalidInputError: ``project.retraining.schedule`` is not a valid cron expression.
+    """
+    project = services.settings.project
+    if project is None:
+        return None
+    from bascule.pipelines.automation import RetrainAutomation
+
+    return RetrainAutomation(
+        project.model,
+        project.retraining,
+        retrain=build_retrainer(services, base_dir=base_dir),
+        registry=services.registry,
+        monitoring=services.monitoring,
+        clock=services.clock,
+        spawn=spawn,
+    )
+
+
+def require_project(settings: Settings) -> ProjectSettings:
+    """The project section.
+
+    Raises:
+        ConfigError: the settings have none (the message says how to start one).
+    """
+    if settings.project is None:
+        from bascule.core.errors import ConfigError
+
+        raise ConfigError(
+            "no 'project' section in the settings: run 'bascule init' to start a project"
+        )
+    return settings.project

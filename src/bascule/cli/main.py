@@ -136,12 +136,13 @@ def server(
     def go() -> None:
         import uvicorn
 
+        from bascule.cli.retrain import project_dir
         from bascule.http.control.app import create_app
 
         services = get_services()
         settings = services.settings
         uvicorn.run(
-            create_app(services),
+            create_app(services, project_dir=project_dir()),
             host=host or settings.server.host,
             port=port or settings.server.port,
             log_level="warning",

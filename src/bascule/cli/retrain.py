@@ -186,35 +186,20 @@ def retrain(
     """
 
     def go() -> int:
-        from bascule.core.errors import ConfigError, InvalidInputError
-        from bascule.pipelines.retrain import Retrainer
+        from bascule.core.errors import InvalidInputError
         from bascule.pipelines.retraining import RETRAINING_STEPS
         from bascule.pipelines.triggers import RetrainCoordinator
-        from bascule.wiring import default_actor
+        from bascule.wiring import build_retrainer, default_actor, require_project
 
         services = get_services()
         settings = services.settings
-        project = settings.project
-        if project is None:
-            raise ConfigError(
-                "no 'project' section in the settings: run 'bascule init' to start a project"
-            )
-        name = project.model
+        name = require_project(settings).model
         if model is not None and model != name:
             raise InvalidInputError.for_field("MODEL", model, f"the project's model {name!r}")
         steps = StepList(RETRAINING_STEPS)
-        entry = settings.monitoring.models.get(name)
-        retrainer = Retrainer(
-            registry=services.registry,
-            tracking=services.tracking,
-            artifacts=services.artifacts,
-            project=project,
-            cost=None if entry is None else entry.cost,
+        retrainer = build_retrainer(
+            services,
             base_dir=project_dir(),
-            lock_dir=settings.home / "locks",
-            clock=services.clock,
-            max_retries=settings.pipelines.max_retries,
-            backoff_s=settings.pipelines.backoff_s,
             wait_for_lock=wait,
             on_step=None if as_json else steps.start,
         )
