@@ -123,21 +123,48 @@ def register(
         Path, typer.Option("--sample", help="Parquet file of input rows (profile and smoke test).")
     ],
     description: Annotated[str, typer.Option("--description", help="Free text.")] = "",
+    feature_service: Annotated[
+        str | None,
+        typer.Option(
+            "--feature-service",
+            help="Feature service the inputs come from: the server then looks them up from "
+            "entity ids (see `bascule features list`).",
+        ),
+    ] = None,
+    missing_features: Annotated[
+        str | None,
+        typer.Option(
+            "--missing-features",
+            help="With --feature-service: 'refuse' (default) a row whose features are not "
+            "online, or 'null' to give the model missing values as in training.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the new version as JSON.")] = False,
 ) -> None:
     """Register an existing ONNX file as a new version (the sample proves it runs and feeds monitoring).
 
-    Example: bascule models register fraud model.onnx --sample rows.parquet
+    Example: bascule models register fraud model.onnx --sample rows.parquet --feature-service fraud_features
     """  # noqa: E501 - typer's rich help keeps docstring line breaks; wrapping would change --help
 
     def go() -> None:
         mv = get_services().registry.register_onnx_file(
-            name, onnx_file, sample=sample, description=description
+            name,
+            onnx_file,
+            sample=sample,
+            description=description,
+            feature_service=feature_service,
+            missing_features=missing_features,
         )
         if as_json:
             print_json(mv)
         else:
             console.print(f"registered [bold]{mv.name}[/] v{mv.version} (sha256 {mv.digest[:16]}…)")
+            if feature_service:
+                keys = mv.tags.get("bascule.feature_service.entity_keys", "")
+                console.print(
+                    f"features from service [bold]{feature_service}[/]: requests may send only "
+                    f"{keys or 'the entity keys'} (and request fields)"
+                )
 
     run_guarded(go)
 

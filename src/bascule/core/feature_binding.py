@@ -12,6 +12,13 @@ plain text so that any registry client can read them::
     bascule.feature_service.views           customer_stats@v3
     bascule.feature_service.entity_keys     customer_id
     bascule.feature_service.request_fields  amount
+    bascule.feature_service.missing         refuse
+
+``missing`` says what the server does when the online store has no usable value for a row
+(the entity is absent, its values are older than the TTL, or null): ``refuse`` the request
+(the default), or pass ``null``, a missing value (NaN, or no category), to the model, as the
+point-in-time join did for such rows in the training set; for models that handle missing
+values (gradient-boosted trees, say) and were trained on such rows.
 
 The server serves the refs recorded here (not whatever the service lists later), so a model
 always gets the features it was trained with.
@@ -25,10 +32,25 @@ from typing import Final
 
 from bascule.core.errors import InvalidInputError
 
-__all__ = ["TAG_PREFIX", "FeatureServiceBinding"]
+__all__ = ["MISSING_POLICIES", "TAG_PREFIX", "FeatureServiceBinding", "check_missing_policy"]
 
 TAG_PREFIX: Final = "bascule.feature_service"
 """The tag naming the service; the other tags start with it and a dot."""
+MISSING_POLICIES: Final = ("refuse", "null")
+"""What to do with rows without usable feature values (see the module docstring)."""
+
+
+def check_missing_policy(value: object) -> str:
+    """Validate a ``missing_features`` policy.
+
+    Raises:
+        InvalidInputError: not ``refuse`` or ``null``.
+    """
+    if value not in MISSING_POLICIES:
+        raise InvalidInputError.for_field(
+            "missing_features", value, "'refuse' (the default) or 'null'"
+        )
+    return str(value)
 
 
 def _split(text: str | None) -> tuple[str, ...]:
@@ -46,6 +68,7 @@ class FeatureServiceBinding:
         views: The feature views and on-demand views behind them, as ``name@vN``.
         entity_keys: Join keys a request must carry to look the features up.
         request_fields: Request fields the on-demand features need.
+        missing: ``refuse`` or ``null``: rows without usable values (see the module docstring).
     """
 
     service: str
@@ -54,6 +77,7 @@ class FeatureServiceBinding:
     views: tuple[str, ...] = ()
     entity_keys: tuple[str, ...] = ()
     request_fields: tuple[str, ...] = ()
+    missing: str = "refuse"
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -99,6 +123,7 @@ class FeatureServiceBinding:
             f"{TAG_PREFIX}.views": ",".join(self.views),
             f"{TAG_PREFIX}.entity_keys": ",".join(self.entity_keys),
             f"{TAG_PREFIX}.request_fields": ",".join(self.request_fields),
+            f"{TAG_PREFIX}.missing": self.missing,
         }
 
     @classmethod
@@ -115,4 +140,5 @@ class FeatureServiceBinding:
             views=_split(tags.get(f"{TAG_PREFIX}.views")),
             entity_keys=_split(tags.get(f"{TAG_PREFIX}.entity_keys")),
             request_fields=_split(tags.get(f"{TAG_PREFIX}.request_fields")),
+            missing="null" if tags.get(f"{TAG_PREFIX}.missing") == "null" else "refuse",
         )

@@ -4,6 +4,7 @@ predictors.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from bascule.core.clock import Clock, now_ms
 from bascule.core.errors import ConfigError, InvalidInputError
-from bascule.core.feature_binding import FeatureServiceBinding
+from bascule.core.feature_binding import FeatureServiceBinding, check_missing_policy
 from bascule.core.records import ModelEvent, ModelVersion, RegisteredModel
 from bascule.core.refs import ModelRef, check_name
 from bascule.core.schema import ModelSignature
@@ -83,16 +84,26 @@ class RegistryService:
         self._feature_services = resolver
 
     def _bind(
-        self, feature_service: str | FeatureServiceBinding | None
+        self, feature_service: str | FeatureServiceBinding | None, missing: str | None
     ) -> FeatureServiceBinding | None:
-        if feature_service is None or isinstance(feature_service, FeatureServiceBinding):
-            return feature_service
-        if self._feature_services is None:
+        if missing is not None:
+            check_missing_policy(missing)
+        if feature_service is None:
+            if missing is not None:
+                raise InvalidInputError.for_field(
+                    "missing_features", missing, "no value without a feature_service"
+                )
+            return None
+        if isinstance(feature_service, FeatureServiceBinding):
+            binding = feature_service
+        elif self._feature_services is None:
             raise ConfigError(
                 f"cannot register with feature service {feature_service!r}: this registry has "
                 "no feature store (build it with bascule.wiring.build_services)"
             )
-        return self._feature_services(feature_service)
+        else:
+            binding = self._feature_services(feature_service)
+        return binding if missing is None else dataclasses.replace(binding, missing=missing)
 
     # -- registration ---------------------------------------------------------------------------
 
@@ -111,6 +122,7 @@ class RegistryService:
         actor: str | None = None,
         feature_service: str | FeatureServiceBinding | None = None,
         feature_lineage: FeatureLineageLike | None = None,
+        missing_features: str | None = None,
     ) -> ModelVersion:
         """Convert ``model`` to ONNX, prove parity on ``sample``, store it, and number a new
         version.
@@ -126,6 +138,10 @@ class RegistryService:
             feature_lineage: The ``lineage`` of the training set the model was trained on
                 (``store.get_historical_features(...).lineage``): its tags are stored and its
                 digest becomes the version's data-set digest unless one is given.
+            missing_features: With ``feature_service``: ``"refuse"`` (the default) answers
+                a request with a row whose features are not in the online store (or past the
+                TTL, or null) with an error; ``"null"`` gives the model missing values there,
+                as the training set had, for models trained on such rows.
 
         Raises:
             InvalidInputError: bad name, empty sample, non-numeric metric; a feature service
@@ -142,7 +158,7 @@ class RegistryService:
 
         check_name(name, field="model name")
         clean_metrics = _check_metrics(metrics or {})
-        binding = self._bind(feature_service)
+        binding = self._bind(feature_service, missing_features)
         if sample is None or len(sample) == 0:
             raise InvalidInputError.for_field(
                 "sample", sample, "a non-empty DataFrame or 2-D array of model inputs"
@@ -233,12 +249,13 @@ class RegistryService:
         description: str = "",
         actor: str | None = None,
         feature_service: str | FeatureServiceBinding | None = None,
+        missing_features: str | None = None,
     ) -> ModelVersion:
         """Register a model that is already ONNX; the sample (Parquet) must run through it.
 
         There is no source model to compare with, so instead of a parity check the model
-        must produce finite outputs for every sample row. ``feature_service`` is as in
-        :meth:`register`.
+        must produce finite outputs for every sample row. ``feature_service`` and
+        ``missing_features`` are as in :meth:`register`.
 
         Raises:
             InvalidInputError: unreadable files, not ONNX, or the model fails on the sample;
@@ -253,7 +270,7 @@ class RegistryService:
         from bascule.registry.profile import build_profile, sample_rows
 
         check_name(name, field="model name")
-        binding = self._bind(feature_service)
+        binding = self._bind(feature_service, missing_features)
         if not path.is_file():
             raise InvalidInputError.for_field("model file", str(path), "an existing ONNX file")
         if not sample.is_file():

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from bascule.core.records import ModelEvent, ModelVersion
     from bascule.core.settings import Settings
     from bascule.features.store import FeatureStore
+    from bascule.features.training import FeatureLineage
     from bascule.registry.predictor import OnnxPredictor
     from bascule.wiring import Services
 
@@ -113,14 +114,32 @@ def register_model(
     metrics: dict[str, float] | None = None,
     tags: dict[str, str] | None = None,
     description: str = "",
+    feature_service: str | None = None,
+    feature_lineage: FeatureLineage | None = None,
+    missing_features: str | None = None,
 ) -> ModelVersion:
     """Convert a fitted model to ONNX, check parity on ``sample`` and register a new version.
 
     With ``run``, the version records the run, the fingerprint of the last data set the run
     logged, and (unless ``metrics`` is given) the run's latest metrics.
 
+    With ``feature_service``, the server looks the model's features up in the online store:
+    a request may send only the service's entity keys and request fields. Pass the training
+    set's ``lineage`` as ``feature_lineage`` to record which feature-view versions and data
+    the model was trained on (and to check they are the ones the service serves). A row
+    whose features the online store lacks (or holds past the TTL) is refused; with
+    ``missing_features="null"`` the model gets missing values there, as in its training set::
+
+        train = store.get_historical_features(entity_df, "fraud_features")
+        frame = train.to_df()
+        bascule.sdk.register_model(
+            "fraud", model, sample=frame[columns],
+            feature_service="fraud_features", feature_lineage=train.lineage,
+        )
+
     Raises:
         UnsupportedModelError, ParityError, InvalidInputError.
+        FeatureServiceNotFoundError: an unknown feature service (the message lists them).
     """
     run_id = None
     dataset_digest = None
@@ -143,6 +162,9 @@ def register_model(
         metrics=metrics,
         tags=tags,
         description=description,
+        feature_service=feature_service,
+        feature_lineage=feature_lineage,
+        missing_features=missing_features,
     )
 
 

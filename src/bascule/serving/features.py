@@ -8,11 +8,13 @@ the features of every row up in one bulk read of the online store (off the event
 the on-demand features with the same code as the training sets, and hands the model its
 inputs in signature order. A request that sends every model input itself is served as is.
 
-Nothing is ever made up: a row whose entity is not in the online store, or whose values are
-older than the view's TTL, makes the request fail with :class:`FeaturesUnavailableError`
-(422) naming the entity keys and the features; a stored null goes to the model as a missing
-value only where the training set would have had one too (a floating-point or text input).
-An online store that cannot be reached is a :class:`FeatureStoreUnavailableError` (503).
+Nothing is ever made up: a row whose entity is not in the online store, whose values are
+older than the view's TTL, or null, makes the request fail with
+:class:`FeaturesUnavailableError` (422) naming the entity keys and the features. A version
+registered with ``missing_features="null"`` gets missing values there instead (NaN for a
+floating-point input, no category for a text one), which is what the point-in-time join gave
+such rows in its training set. An online store that cannot be reached is a
+:class:`FeatureStoreUnavailableError` (503).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -41,18 +43,35 @@ from bascule.serving.runtime import MATRIX_INPUT, Feeds, ServedModel
 
 if TYPE_CHECKING:
     from bascule.features.online import OnlineFeatures
-    from bascule.features.store import FeatureStore
 
-__all__ = ["FeatureLookup", "FeatureLookupStats", "LookedUp"]
+__all__ = ["FeatureLookup", "FeatureLookupStats", "LookedUp", "OnlineFeatureSource"]
 
 _PRESENT: Final = "PRESENT"
 _NULL: Final = "NULL_VALUE"
 _WHY: Final = {
     "NOT_FOUND": "not in the online store",
     "OUTSIDE_MAX_AGE": "older than the view's TTL",
-    _NULL: "null (the model takes a whole number)",
+    _NULL: "null",
 }
 _SHOWN_ROWS: Final = 5
+
+
+@runtime_checkable
+class OnlineFeatureSource(Protocol):
+    """Where features are looked up: :class:`bascule.features.FeatureStore` (or a fake)."""
+
+    def get_online_features(
+        self, entity_rows: Mapping[str, Sequence[Any]], features: Sequence[str]
+    ) -> OnlineFeatures:
+        """Latest values, statuses and event times of ``features`` for entity rows given
+        as columns.
+
+        Raises:
+            InvalidInputError: a join key or request field is missing from the rows.
+            NotFoundError: an unknown view or feature.
+            StorageError: the online store cannot be reached.
+        """
+        ...
 
 
 @dataclass(frozen=True)
@@ -87,14 +106,22 @@ class FeatureLookup:
             models without a feature service never open it); None when there is none.
     """
 
-    def __init__(self, store: FeatureStore | Callable[[], FeatureStore] | None = None) -> None:
-        self._factory = store if callable(store) else None
-        self._store = None if callable(store) else store
+    def __init__(
+        self, store: OnlineFeatureSource | Callable[[], OnlineFeatureSource] | None = None
+    ) -> None:
+        self._factory: Callable[[], OnlineFeatureSource] | None = None
+        self._store: OnlineFeatureSource | None = None
+        if isinstance(store, OnlineFeatureSource) or store is None:
+            self._store = store
+        else:
+            self._factory = store
         self._lookups: Counter[str] = Counter()
         self._rows: Counter[str] = Counter()
         self._errors: Counter[tuple[str, str]] = Counter()
 
-    def _feature_store(self, model: ServedModel, binding: FeatureServiceBinding) -> FeatureStore:
+    def _feature_store(
+        self, model: ServedModel, binding: FeatureServiceBinding
+    ) -> OnlineFeatureSource:
         if self._store is None:
             if self._factory is None:
                 raise ConfigError(
@@ -229,7 +256,7 @@ def _values(tensor: Tensor) -> list[Any]:
 
 
 def _read(
-    store: FeatureStore, binding: FeatureServiceBinding, keys: Mapping[str, list[Any]]
+    store: OnlineFeatureSource, binding: FeatureServiceBinding, keys: Mapping[str, list[Any]]
 ) -> OnlineFeatures:
     """One bulk lookup of every row (runs in a worker thread)."""
     try:
@@ -266,19 +293,20 @@ def _refuse_missing(
 ) -> None:
     """Raise FeaturesUnavailableError when any row lacks a usable value of a feature.
 
-    A stored null is let through for floating-point and text inputs (the training set has
-    a missing value there too), refused for whole-number inputs.
+    With the ``null`` policy, floating-point and text inputs take a missing value instead
+    (whole-number inputs cannot hold one).
     """
-    nullable = {
-        c.name for c in model.signature.columns if c.datatype in ("FP16", "FP32", "FP64", "BYTES")
-    }
+    nullable: set[str] = set()
+    if binding.missing == "null":
+        kinds = ("FP16", "FP32", "FP64", "BYTES")
+        nullable = {c.name for c in model.signature.columns if c.datatype in kinds}
     bad: dict[int, list[tuple[str, str]]] = {}
     for name in looked_up:
         statuses = online.features[name].statuses
         if all(s == _PRESENT for s in statuses):
             continue
         for i, status in enumerate(statuses):
-            if status == _PRESENT or (status == _NULL and name in nullable):
+            if status == _PRESENT or name in nullable:
                 continue
             bad.setdefault(i, []).append((name, status))
     if not bad:
@@ -291,16 +319,16 @@ def _refuse_missing(
         for feat, status in bad[i]:
             by_status.setdefault(status, []).append(feat)
         why = "; ".join(f"{_WHY.get(s, s)}: {', '.join(f)}" for s, f in by_status.items())
-        rows.append({"row": i, "entity": {k: online.entities[k][i] for k in binding.entity_keys},
-                     "features": dict(bad[i])})  # fmt: skip
+        keys = {k: online.entities[k][i] for k in binding.entity_keys}
+        rows.append({"row": i, "entity": keys, "features": dict(bad[i])})
         if len(shown) < _SHOWN_ROWS:
             shown.append(f"row {i} ({entity}): {why}")
     more = f" … and {len(bad) - _SHOWN_ROWS} more row(s)" if len(bad) > _SHOWN_ROWS else ""
     raise FeaturesUnavailableError(
         f"model '{model.name}' version {model.version}: features of service "
         f"{binding.service!r} are unavailable for {len(bad)} of {n} row(s), so no prediction "
-        f"is made: {' | '.join(shown)}{more}. Materialise the feature views "
-        "(`bascule features materialize`), or send every model input",
+        f"is made: {' | '.join(shown)}{more}. Check the entity keys, materialise the feature "
+        "views (`bascule features materialize`), or send every model input",
         rows=rows[:100],
         service=binding.service,
     )

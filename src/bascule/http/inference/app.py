@@ -32,6 +32,7 @@ from bascule._version import __version__
 from bascule.core.settings import ServingSettings
 from bascule.core.v2 import InferenceRequest
 from bascule.http.errors import install_error_handlers
+from bascule.http.inference.feature_metrics import FeatureLookupCollector
 from bascule.http.inference.metrics import InferenceMetrics
 from bascule.http.inference.routes import Answer, InferenceEndpoints, build_router
 from bascule.http.middleware import client_request_id, new_request_id
@@ -163,6 +164,7 @@ def create_app(
     if metrics is None:
         metrics = InferenceMetrics(CollectorRegistry())
     metrics.watch(dataplane)
+    FeatureLookupCollector.install(dataplane, metrics.registry)
     endpoints = InferenceEndpoints(dataplane, metrics, max_body_bytes=settings.max_body_bytes)
 
     async def start() -> None:
