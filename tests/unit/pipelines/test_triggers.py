@@ -15,6 +15,7 @@ from bascule.pipelines import (
     RetrainRequest,
     Scheduler,
     Trigger,
+    run_inline,
 )
 from bascule.testing import FakeClock
 
@@ -218,3 +219,43 @@ def test_scheduled_trigger_during_a_run_is_coalesced() -> None:
 
     assert coordinator.wait_idle(timeout=10)
     assert [["alert"], ["schedule"]] == [r.kinds for r in retrain.requests]
+
+
+def test_closing_refuses_triggers_drops_pending_ones_and_lets_the_run_finish(
+    clock: FakeClock,
+) -> None:
+    retrain = BlockingRetrain()
+    events: list[CoordinatorEvent] = []
+    coordinator = RetrainCoordinator(retrain, clock=clock, on_event=events.append)
+    coordinator.trigger("fraud", "manual", "first")
+    assert retrain.started.acquire(timeout=5)
+    coordinator.trigger("fraud", "alert", "drift")
+
+    idle = coordinator.close(timeout=0)
+    refused = coordinator.trigger("churn", "manual", "too late")
+    retrain.release.set()
+
+    assert not idle
+    assert "closed" == refused
+    assert coordinator.wait_idle(timeout=10)
+    assert 1 == len(retrain.requests)
+    assert ["started", "coalesced", "dropped", "finished"] == [e.kind for e in events]
+    assert ("alert",) == tuple(t.kind for t in events[2].triggers)
+    assert events[3].record is not None
+    assert "trained fraud" == events[3].record.result
+
+
+def test_run_inline_runs_in_the_caller_and_history_is_bounded(clock: FakeClock) -> None:
+    threads: list[str] = []
+    coordinator = RetrainCoordinator(
+        lambda r: threads.append(threading.current_thread().name),
+        clock=clock,
+        spawn=run_inline,
+        max_history=3,
+    )
+
+    for i in range(5):
+        coordinator.trigger("fraud", "manual", f"run {i}")
+
+    assert [threading.current_thread().name] * 5 == threads
+    assert ["run 2", "run 3", "run 4"] == [r.triggers[0].reason for r in coordinator.history()]
