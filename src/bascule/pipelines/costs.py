@@ -6,17 +6,20 @@ per 1,000 predictions::
     compute per 1,000 = cpu_seconds_per_prediction * 1,000 / 3,600 * price_per_core_hour
 
 :func:`compute_cost` turns a measurement (CPU seconds spent over a number of predictions)
-into a :class:`ComputeCost`; :func:`version_costs` sets it beside the business cost per
-1,000 predictions of the same version (from monitoring), so a faster but slightly worse
-model and a slower but better one compare in one currency. Everything here is pure.
+into a :class:`ComputeCost`; :func:`usage_compute_costs` does it for every version from the
+inference server's usage log (the CPU seconds of each version's batches and the rows it
+answered, read with :func:`bascule.store.usage.read_usage` over a time range);
+:func:`version_costs` sets it beside the business cost per 1,000 predictions of the same
+version (from monitoring), so a faster but slightly worse model and a slower but better one
+compare in one currency. Everything here is pure.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from bascule.core.errors import InvalidInputError
 
@@ -26,6 +29,7 @@ __all__ = [
     "VersionCost",
     "compute_cost",
     "cost_per_1000_predictions",
+    "usage_compute_costs",
     "version_costs",
 ]
 
@@ -120,6 +124,52 @@ def compute_cost(
         cost_per_1000=cost_per_1000_predictions(per_prediction, price_per_core_hour),
         currency=currency,
     )
+
+
+class VersionUsage(Protocol):
+    """One usage window of a version (``bascule.store.usage.UsageRecord``)."""
+
+    @property
+    def model_version(self) -> int: ...
+    @property
+    def cpu_seconds(self) -> float: ...
+    @property
+    def rows(self) -> int: ...
+
+
+def usage_compute_costs(
+    records: Iterable[VersionUsage], price_per_core_hour: float, *, currency: str = ""
+) -> dict[int, ComputeCost]:
+    """The compute cost of every version in usage windows of one model.
+
+    A version's CPU seconds (its batches' onnxruntime calls) are summed over the windows and
+    divided by the rows it answered on every route (shadow copies are computed too);
+    versions that answered nothing are left out.
+
+    Args:
+        records: Usage windows of one model (``read_usage(store, model, start=, end=)``).
+        price_per_core_hour: Price of one core for one hour
+            (``settings.project.price_per_core_hour``).
+        currency: Unit of the price.
+
+    Returns:
+        Version → its :class:`ComputeCost`.
+
+    Raises:
+        InvalidInputError: a negative or non-finite price or CPU time.
+    """
+    cpu: dict[int, float] = {}
+    rows: dict[int, int] = {}
+    for r in records:
+        cpu[r.model_version] = cpu.get(r.model_version, 0.0) + r.cpu_seconds
+        rows[r.model_version] = rows.get(r.model_version, 0) + r.rows
+    return {
+        version: compute_cost(
+            cpu[version], rows[version], price_per_core_hour, version=version, currency=currency
+        )
+        for version in sorted(cpu)
+        if rows[version] > 0
+    }
 
 
 @dataclass(frozen=True)
