@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 import bascule
+import bascule.sdk
 from bascule.core.records import ModelEvent, ModelVersion
 from bascule.registry.predictor import OnnxPredictor
 from bascule.sdk import ActiveRun
@@ -25,3 +27,17 @@ def score(rows: np.ndarray) -> np.ndarray:
     name: str = predictor.name
     assert name
     return predictor.predict_proba(rows)
+
+
+def register_with_features(model: object, entity_df: pd.DataFrame) -> ModelVersion:
+    store = bascule.sdk.feature_store()
+    training = store.get_historical_features(entity_df, "fraud_features")
+    frame = training.to_df()
+    return bascule.register_model(
+        "fraud",
+        model,
+        sample=frame[["spend_7d", "amount"]],
+        feature_service="fraud_features",
+        feature_lineage=training.lineage,
+        missing_features="refuse",
+    )
