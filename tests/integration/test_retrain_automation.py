@@ -25,7 +25,7 @@ from tests.integration.test_retraining import (  # noqa: F401 - fixtures used by
 
 from bascule.core.project_settings import RetrainPolicy
 from bascule.http.control.app import create_app
-from bascule.http.control.background import run_schedule
+from bascule.http.control.background import Every, run_schedule
 from bascule.pipelines import RetrainAutomation, RetrainRequest
 from bascule.store.predictions import PredictionLog, PredictionRecord
 from bascule.testing import FakeClock, make_services
@@ -156,6 +156,27 @@ async def test_the_background_loop_ticks_the_retraining_schedule() -> None:
         datetime(2026, 1, 5, 10, 5, tzinfo=UTC),
         datetime(2026, 1, 5, 10, 10, tzinfo=UTC),
     ] == [r.triggers[0].at for r in seen]
+
+
+@pytest.mark.anyio
+async def test_a_plain_function_runs_every_interval_in_the_loop() -> None:
+    clock = FakeClock()
+    calls: list[float] = []
+    job = Every(lambda: calls.append(clock.monotonic()), 5.0, clock=clock)
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.advance(seconds)
+        if len(slept) == 3:
+            raise asyncio.CancelledError
+
+    assert 0.0 == job.seconds_until_due()
+    with pytest.raises(asyncio.CancelledError):
+        await run_schedule(job, sleep=sleep, name="every 5 s")
+
+    assert [5.0, 5.0, 5.0] == slept
+    assert [1000.0, 1005.0, 1010.0] == calls
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ a second. The jobs:
   by themselves (it subscribes to the monitoring service), and a retraining runs in its
   own thread. The app's ``state.retraining`` holds it while the server runs.
 
-A future periodic job (e.g. a rollout supervisor advancing canaries) is one more
-:class:`Periodic` in :func:`control_lifespan`'s list.
+Another periodic job is one more :class:`Periodic` in :func:`control_lifespan`'s list;
+:class:`Every` makes one of a plain function and an interval.
 
 At shutdown the tasks are cancelled, then the automation is closed: it refuses triggers,
 drops pending follow-ups, and the running retraining gets ``retrain_shutdown_s`` seconds
@@ -33,9 +33,10 @@ from typing import Protocol
 import anyio.to_thread
 from fastapi import FastAPI
 
+from bascule.core.clock import Clock, SystemClock
 from bascule.wiring import Services, build_retrain_automation
 
-__all__ = ["Periodic", "control_lifespan", "run_schedule"]
+__all__ = ["Every", "Periodic", "control_lifespan", "run_schedule"]
 
 log = logging.getLogger("bascule.http.control")
 _MAX_SLEEP_S = 60.0
@@ -50,6 +51,30 @@ class Periodic(Protocol):
     def tick(self) -> object: ...
 
     def seconds_until_due(self) -> float | None: ...
+
+
+class Every:
+    """A :class:`Periodic` that calls ``fn`` every ``interval_s`` seconds (the first time at
+    once), measured on ``clock``'s monotonic time."""
+
+    def __init__(
+        self, fn: Callable[[], object], interval_s: float, *, clock: Clock | None = None
+    ) -> None:
+        self._fn = fn
+        self.interval_s = interval_s
+        self._clock: Clock = clock or SystemClock()
+        self._last: float | None = None
+
+    def tick(self) -> object:
+        """Call the function (whether due or not) and start a new interval."""
+        self._last = self._clock.monotonic()
+        return self._fn()
+
+    def seconds_until_due(self) -> float:
+        """Seconds until the interval is over (0 before the first call)."""
+        if self._last is None:
+            return 0.0
+        return max(self._last + self.interval_s - self._clock.monotonic(), 0.0)
 
 
 async def run_schedule(
