@@ -99,6 +99,9 @@ class RetrainAutomation:
         clock: What time it is (the schedule, trigger stamps); default: the system clock.
         spawn: How a retraining is started (default: a daemon thread; ``run_inline`` for a
             synchronous simulation).
+
+    Raises:
+        InvalidInputError: a bad model name or ``policy.schedule`` cron expression.
     """
 
     def __init__(
