@@ -127,7 +127,7 @@ def build_dataplane(
         clock=clock,
         prediction_log=log,
         observer=observer,
-        features=FeatureLookup(features),
+        features=FeatureLookup(features, clock=clock),
         usage_log=usage,
         usage_interval_s=settings.prediction_log.flush_interval_s,
     )

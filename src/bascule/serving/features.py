@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import numpy as np
 
+from bascule.core.clock import Clock, SystemClock
 from bascule.core.errors import (
     ConfigError,
     FeatureInputError,
@@ -91,11 +92,16 @@ class LookedUp:
 
 @dataclass(frozen=True)
 class FeatureLookupStats:
-    """Counts since the server started, by model (``errors`` by model and reason)."""
+    """Counts since the server started, by model (``errors`` by model and reason).
+
+    ``ages`` holds, by model and feature view, how many looked-up rows had values and the
+    sum of their ages in seconds (answer time minus the values' event time): freshness.
+    """
 
     lookups: dict[str, int]
     rows: dict[str, int]
     errors: dict[tuple[str, str], int]
+    ages: dict[tuple[str, str], tuple[int, float]]
 
 
 class FeatureLookup:
@@ -104,11 +110,17 @@ class FeatureLookup:
     Args:
         store: The feature store (or a function building it on first use, so servers of
             models without a feature service never open it); None when there is none.
+        clock: The wall clock the ages of feature values are measured with.
     """
 
     def __init__(
-        self, store: OnlineFeatureSource | Callable[[], OnlineFeatureSource] | None = None
+        self,
+        store: OnlineFeatureSource | Callable[[], OnlineFeatureSource] | None = None,
+        *,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or SystemClock()
+        self._ages: dict[tuple[str, str], tuple[int, float]] = {}
         self._factory: Callable[[], OnlineFeatureSource] | None = None
         self._store: OnlineFeatureSource | None = None
         if isinstance(store, OnlineFeatureSource) or store is None:
@@ -134,7 +146,9 @@ class FeatureLookup:
 
     def stats(self) -> FeatureLookupStats:
         """Lookups, rows looked up and errors so far (for ``/metrics``)."""
-        return FeatureLookupStats(dict(self._lookups), dict(self._rows), dict(self._errors))
+        return FeatureLookupStats(
+            dict(self._lookups), dict(self._rows), dict(self._errors), dict(self._ages)
+        )
 
     async def feeds(
         self, model: ServedModel, inputs: Sequence[Tensor]
@@ -228,6 +242,11 @@ class FeatureLookup:
             found = online.features.get(feat)
             if found is not None and view not in times and any(found.event_timestamps):
                 times[view] = found.event_timestamps
+        now = self._clock.now_utc()
+        for view, stamps in times.items():
+            ages = [(now - t).total_seconds() for t in stamps if t is not None]
+            count, total = self._ages.get((model.name, view), (0, 0.0))
+            self._ages[(model.name, view)] = (count + len(ages), total + sum(ages))
         return tensors, LookedUp(binding.service, keys, times)
 
 

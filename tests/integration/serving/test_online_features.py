@@ -215,6 +215,7 @@ async def test_entity_ids_only_answers_like_the_full_features(world: World, serv
         full = await c.post(
             "/v2/models/fraud/infer", json=full_request(world.stats, customers, amounts)
         )
+        metrics = (await c.get("/metrics")).text
 
     assert 200 == by_ids.status_code, by_ids.text
     assert 200 == full.status_code, full.text
@@ -227,6 +228,13 @@ async def test_entity_ids_only_answers_like_the_full_features(world: World, serv
     np.testing.assert_allclose(
         expected.ravel(), np.asarray(ids_out["probabilities"]).ravel(), atol=1e-5
     )
+    assert 'bascule_feature_lookups_total{model="fraud"} 1.0' in metrics
+    assert 'bascule_feature_lookup_rows_total{model="fraud"} 4.0' in metrics
+    assert 'bascule_feature_age_seconds_count{model="fraud",view="customer_stats"} 4.0' in metrics
+    age_sum = next(
+        line for line in metrics.splitlines() if line.startswith("bascule_feature_age_seconds_sum")
+    )
+    assert 4 * 86400 <= float(age_sum.split()[-1]) < 4 * 86400 + 600  # stats of a day ago
 
 
 async def test_metadata_lists_the_inputs_a_request_must_send(serve: Any) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,7 @@ from bascule.registry.converters import convert
 from bascule.registry.predictor import OnnxPredictor
 from bascule.serving.features import FeatureLookup
 from bascule.serving.runtime import ServedModel
+from bascule.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
 
@@ -104,7 +105,7 @@ def ids(customers: list[int], amounts: list[float]) -> list[Tensor]:
 
 async def test_entity_ids_are_completed_in_signature_order_with_one_bulk_lookup() -> None:
     source = FakeFeatures({1: {"spend": 10.0, "n_txn": 3}, 2: {"spend": 4.5, "n_txn": 0}})
-    lookup = FeatureLookup(source)
+    lookup = FeatureLookup(source, clock=FakeClock(SEEN + timedelta(minutes=2)))
     model = served(binding())
 
     feeds, used = await lookup.feeds(model, ids([2, 1, 2], [1.0, 2.0, 3.0]))
@@ -126,6 +127,7 @@ async def test_entity_ids_are_completed_in_signature_order_with_one_bulk_lookup(
     assert {"customer": [SEEN, SEEN, SEEN]} == used.event_times
     assert {"m": 1} == lookup.stats().lookups
     assert {"m": 3} == lookup.stats().rows
+    assert {("m", "customer"): (3, 360.0)} == lookup.stats().ages
 
 
 async def test_a_request_with_every_input_is_not_looked_up() -> None:

@@ -5,7 +5,8 @@
 ``bascule_feature_lookup_errors_total{model, reason}`` the lookups that failed, by reason:
 ``store_unavailable`` (the online store could not be reached: 503), ``features_unavailable``
 (entities missing or values past the TTL: 422) and ``invalid_input`` (a missing entity key or
-request field: 400).
+request field: 400); ``bascule_feature_age_seconds{model, view}`` (a summary: count and
+sum) is the age of the values served, answer time minus their event time: their freshness.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
 from bascule.serving.dataplane import DataPlane
@@ -54,6 +55,13 @@ class FeatureLookupCollector(Collector):
             "features_unavailable (422), invalid_input (400).",
             labels=["model", "reason"],
         )
+        ages = SummaryMetricFamily(
+            "bascule_feature_age_seconds",
+            "Age of the feature values served (answer time minus their event time).",
+            labels=["model", "view"],
+        )
+        for (model, view), (count, total) in sorted(stats.ages.items()):
+            ages.add_metric([model, view], count, total)
         models = sorted({*stats.lookups, *(m for m, _ in stats.errors)})
         for model in models:
             lookups.add_metric([model], stats.lookups.get(model, 0))
@@ -63,3 +71,4 @@ class FeatureLookupCollector(Collector):
         yield lookups
         yield rows
         yield errors
+        yield ages
