@@ -20,6 +20,7 @@ such rows in its training set. An online store that cannot be reached is a
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -127,6 +128,7 @@ class FeatureLookup:
             self._store = store
         else:
             self._factory = store
+        self._building = threading.Lock()
         self._lookups: Counter[str] = Counter()
         self._rows: Counter[str] = Counter()
         self._errors: Counter[tuple[str, str]] = Counter()
@@ -134,15 +136,25 @@ class FeatureLookup:
     def _feature_store(
         self, model: ServedModel, binding: FeatureServiceBinding
     ) -> OnlineFeatureSource:
-        if self._store is None:
-            if self._factory is None:
-                raise ConfigError(
-                    f"model '{model.name}' version {model.version} looks its features up in "
-                    f"feature service {binding.service!r}, but this server has no feature "
-                    "store; send every model input, or serve it with `bascule serve`"
-                )
-            self._store = self._factory()
+        """The store, built by the factory on first use (in a worker thread: it may open
+        databases)."""
+        if self._store is not None:
+            return self._store
+        if self._factory is None:
+            raise ConfigError(
+                f"model '{model.name}' version {model.version} looks its features up in "
+                f"feature service {binding.service!r}, but this server has no feature "
+                "store; send every model input, or serve it with `bascule serve`"
+            )
+        with self._building:
+            if self._store is None:
+                self._store = self._factory()
         return self._store
+
+    def _lookup(
+        self, model: ServedModel, binding: FeatureServiceBinding, keys: Mapping[str, list[Any]]
+    ) -> OnlineFeatures:
+        return _read(self._feature_store(model, binding), binding, keys)
 
     def stats(self) -> FeatureLookupStats:
         """Lookups, rows looked up and errors so far (for ``/metrics``)."""
@@ -223,9 +235,8 @@ class FeatureLookup:
                 expected="the same number of rows in each input",
             )
         keys = {k: values[k] for k in (*binding.entity_keys, *binding.request_fields)}
-        store = self._feature_store(model, binding)
         loop = asyncio.get_running_loop()
-        online = await loop.run_in_executor(None, _read, store, binding, keys)
+        online = await loop.run_in_executor(None, self._lookup, model, binding, keys)
         n = rows.pop()
         self._lookups[model.name] += 1
         self._rows[model.name] += n
