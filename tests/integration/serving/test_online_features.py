@@ -152,9 +152,11 @@ class Served:
 async def serve(world: World) -> AsyncIterator[Callable[..., Awaitable[Served]]]:
     made: list[DataPlane] = []
 
-    async def factory(services: Services | None = None, **serving: Any) -> Served:
+    async def factory(
+        services: Services | None = None, refs: tuple[str, ...] = ("fraud:1",), **serving: Any
+    ) -> Served:
         features = services or world.services
-        settings = ServingSettings(refs=["fraud"], **serving)
+        settings = ServingSettings(refs=list(refs), **serving)
         metrics = InferenceMetrics(CollectorRegistry())
         log = InMemoryArtifactStore()
         dataplane = build_dataplane(
@@ -328,6 +330,40 @@ async def test_full_inputs_are_served_without_a_lookup(world: World, serve: Any)
 
     assert 200 == response.status_code
     assert {} == served.dataplane.features.stats().lookups
+
+
+async def test_a_challenger_in_canary_and_in_shadow_looks_its_features_up_too(
+    world: World, serve: Any
+) -> None:
+    frame = world.train[COLUMNS]
+    challenger = LogisticRegression(C=0.05, max_iter=500).fit(
+        frame, (frame.amount > 60).astype(int)
+    )
+    v2 = world.services.registry.register(
+        "fraud", challenger, sample=frame, feature_service="fraud_features"
+    )
+    answers = {}
+    for mode in ("canary", "shadow"):
+        policy = {"challenger": f"fraud:{v2.version}", "mode": mode, "canary_percent": 100.0}
+        served = await serve(models={"fraud": policy})
+        async with served.client() as c:
+            answers[mode] = await c.post(
+                "/v2/models/fraud/infer", json=ids_request([6, 7], [20.0, 300.0])
+            )
+        await served.dataplane.close()
+        answers[f"{mode}_log"] = read_predictions(
+            served.log,
+            "fraud",
+            start=datetime.now(UTC) - timedelta(hours=1),
+            end=datetime.now(UTC) + timedelta(hours=1),
+        )
+
+    assert str(v2.version) == answers["canary"].json()["model_version"]
+    assert "1" == answers["shadow"].json()["model_version"]
+    shadow_log = answers["shadow_log"]
+    assert {"champion", "shadow"} == set(shadow_log.route)
+    assert {"fraud_features"} == set(shadow_log.features_from)
+    assert {"fraud_features"} == set(answers["canary_log"].features_from)
 
 
 def _closed_port() -> int:
