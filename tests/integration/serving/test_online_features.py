@@ -34,6 +34,7 @@ from bascule.features import (
 )
 from bascule.http.inference.app import InferenceApp, create_app
 from bascule.http.inference.metrics import InferenceMetrics
+from bascule.monitoring.evaluation import input_frame
 from bascule.serving.assembly import build_dataplane
 from bascule.serving.dataplane import DataPlane
 from bascule.store.predictions import read_predictions
@@ -313,6 +314,7 @@ async def test_prediction_log_holds_the_looked_up_values_and_the_service(
         end=datetime.now(UTC) + timedelta(hours=1),
     )
     assert ["fraud_features", "fraud_features"] == logged.features_from.tolist()
+    assert COLUMNS == list(input_frame(logged).columns)  # what monitoring reads as inputs
     stats8, stats9 = latest(world.stats, 8), latest(world.stats, 9)
     np.testing.assert_allclose([stats8.spend_7d, stats9.spend_7d], logged.spend_7d)
     assert [stats8.n_txn_7d, stats9.n_txn_7d] == logged.n_txn_7d.tolist()
