@@ -452,3 +452,28 @@ def test_a_service_giving_none_of_the_inputs_is_refused(world: World) -> None:
         world.services.registry.register(
             "other", model, sample=frame, feature_service="fraud_features"
         )
+
+
+def test_a_training_set_of_other_features_than_the_service_serves_is_refused(
+    world: World,
+) -> None:
+    store = world.services.features
+    entity_df = pd.DataFrame(
+        {
+            "customer_id": [1, 2],
+            "event_timestamp": [datetime.now(UTC) - timedelta(hours=1)] * 2,
+            "amount": [5.0, 6.0],
+        }
+    )
+    other = store.get_historical_features(entity_df, ["customer_stats:n_txn_7d"])
+
+    with pytest.raises(InvalidInputError, match="other features than it was trained on") as e:
+        world.services.registry.register(
+            "fraud",
+            world.model,
+            sample=world.train[COLUMNS],
+            feature_service="fraud_features",
+            feature_lineage=other.lineage,
+        )
+
+    assert "'spend_7d' (customer_stats:spend_7d served, absent in training)" in e.value.message
