@@ -215,11 +215,15 @@ class FeatureLookup:
             )
         extra = [n for n in sent if n not in required]
         if extra:
-            what = "is looked up in" if extra[0] in looked_up else "is not an input of"
+            what = (
+                f"is looked up in feature service {binding.service!r} by"
+                if extra[0] in looked_up
+                else "is not an input of"
+            )
             raise InvalidInputError(
-                f"input {extra[0]!r} {what} feature service {binding.service!r} of model "
-                f"'{model.name}' version {model.version}; send only {list(required)}, or "
-                f"every model input {columns}",
+                f"input {extra[0]!r} {what} model '{model.name}' version {model.version}; "
+                f"send only {list(required)} (the features of service {binding.service!r} are "
+                f"looked up), or every model input {columns}",
                 field=f"input {extra[0]!r}",
                 value=sorted(sent),
                 expected=str(list(required)),
