@@ -2,7 +2,8 @@
 online store, in bulk.
 
 DuckDB picks the latest row per entity in the window; rows stream out in entity-key order in
-batches, each written in one bulk upsert. After each batch the watermark row in the metadata
+Arrow batches, each written in one bulk upsert (the online store encodes the Arrow columns
+itself). After each batch the watermark row in the metadata
 DB records the last key written, so a run that was interrupted resumes after it when the same
 window is asked for again. Writes keep newer stored rows, so re-running is harmless.
 """
@@ -125,12 +126,15 @@ def materialize_view(
     if progress is not None:
         progress(view.name, done, total)
     for batch in latest.batches:
-        keys = batch.column(0).to_pylist()
-        times = batch.column(1).to_pylist()
-        columns = [batch.column(i + 2).to_pylist() for i in range(len(names))]
-        online.write(view.name, names, keys, times, columns)
-        done += len(keys)
-        save(cursor=keys[-1] if keys else after, pending=True, until_ms=until)
+        if not batch.num_rows:
+            continue
+        # Arrow columns straight from DuckDB: the store encodes them without Python values.
+        keys = batch.column(0)
+        columns = [batch.column(i + 2) for i in range(len(names))]
+        online.write(view.name, names, keys, batch.column(1), columns)
+        done += batch.num_rows
+        after = keys[batch.num_rows - 1].as_py()
+        save(cursor=after, pending=True, until_ms=until)
         if progress is not None:
             progress(view.name, done, total)
     save(cursor=None, pending=False, until_ms=max(until or 0, end_ms))

@@ -8,26 +8,38 @@ into an explicit null with a status, never a filled-in value.
 
 Feature types are the feature store's: ``int32``, ``int64``, ``float32``, ``float64``,
 ``bool`` and ``string``. Floats that are NaN are stored and read back as ``None``.
+
+Keys, times and columns given to a write are Python sequences or Arrow arrays (what
+materialisation reads from DuckDB): adapters that can encode Arrow directly do, so a bulk
+write never turns a million values into Python objects.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
 from bascule.core.errors import InvalidInputError
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 __all__ = [
     "ONLINE_DTYPES",
+    "Column",
     "OnlineRow",
     "OnlineStore",
     "check_columns",
     "check_table_name",
+    "to_list",
 ]
 
 ONLINE_DTYPES = ("bool", "float32", "float64", "int32", "int64", "string")
 """Feature types an online store can hold."""
+
+Column: TypeAlias = "Sequence[Any] | pa.Array | pa.ChunkedArray"
+"""Values of a write: a Python sequence or an Arrow array."""
 
 OnlineRow = tuple[int, tuple[Any, ...]]
 """What a read returns for a key it holds: ``(event time in ms, values in the asked order)``."""
@@ -49,12 +61,22 @@ def check_table_name(name: str) -> str:
     return name
 
 
+def to_list(values: Column) -> Sequence[Any]:
+    """Python values of a column (Arrow arrays are converted, sequences returned as they are)."""
+    to_pylist = getattr(values, "to_pylist", None)
+    if to_pylist is not None:
+        out: list[Any] = to_pylist()
+        return out
+    seq: Sequence[Any] = values
+    return seq
+
+
 def check_columns(
     table: str,
     features: Sequence[str],
-    keys: Sequence[str],
-    event_ms: Sequence[int],
-    columns: Sequence[Sequence[Any]],
+    keys: Column,
+    event_ms: Column,
+    columns: Sequence[Column],
 ) -> None:
     """Check that the columns of a write line up (every adapter calls this first).
 
@@ -99,13 +121,17 @@ class OnlineStore(Protocol):
         self,
         table: str,
         features: Sequence[str],
-        keys: Sequence[str],
-        event_ms: Sequence[int],
-        columns: Sequence[Sequence[Any]],
+        keys: Column,
+        event_ms: Column,
+        columns: Sequence[Column],
     ) -> int:
         """Upsert rows given column by column; a stored row with a newer event time is kept.
 
-        ``columns[i][j]`` is the value of ``features[i]`` for ``keys[j]``.
+        A row is replaced whole: after a write, the table's features not in ``features`` read
+        as null for the keys written (a row never mixes values of two event times).
+
+        ``columns[i][j]`` is the value of ``features[i]`` for ``keys[j]``; keys, times and
+        columns are Python sequences or Arrow arrays.
 
         Returns:
             The number of rows given.

@@ -111,6 +111,55 @@ def _check_newer_wins(store: OnlineStore, table: str) -> None:
     _expect(got == [(200, (4, "newer")), (10, (5, "x"))], store, f"a newer write was lost: {got}")
 
 
+def _check_whole_rows(store: OnlineStore, table: str) -> None:
+    names = ["f_i64", "f_str", "f_f64"]
+    store.write(table, names, ["r"], [10], [[1], ["all"], [0.5]])
+    store.write(table, ["f_str"], ["r"], [20], [["only"]])
+    got = store.read(table, ["r"], names)
+    _expect(
+        got == [(20, (None, "only", None))],
+        store,
+        f"a write of some features kept older values of the others: {got}",
+    )
+    store.write(table, names, ["r"], [15], [[2], ["older"], [1.5]])
+    got = store.read(table, ["r"], names)
+    _expect(got == [(20, (None, "only", None))], store, f"an older whole row won: {got}")
+
+
+def _check_arrow(store: OnlineStore, table: str) -> None:
+    import pyarrow as pa
+
+    names = list(_FEATURES)
+    rows = [_row(i) for i in range(3)]
+    columns = [pa.array([r[c] for r in rows]) for c in range(len(names))]
+    keys = pa.array(["arrow-0", "arrow-1", "arrow-2"])
+    ts = pa.array([7, 8, 9], type=pa.int64())
+    columns[2] = pa.array([0.25, None, float("nan")])
+    columns[1] = pa.array([1.5, 2.5, 3.5], type=pa.float32())
+    store.write(table, names, keys, ts, columns)
+    got = store.read(table, keys.to_pylist(), names)
+    expected = [
+        (7 + i, (r[0], 1.5 + i, [0.25, None, None][i], r[3], r[4], r[5]))
+        for i, r in enumerate(rows)
+    ]
+    _expect(got == expected, store, f"Arrow columns read back as {got}, expected {expected}")
+
+
+def _check_odd_values(store: OnlineStore, table: str) -> None:
+    names = ["f_f64", "f_str", "f_i64"]
+    floats = [float("inf"), float("-inf"), 1.0, -0.0, 1e300, 5e-324, 2.0**53]
+    texts = ['"quoted"', "back\\slash", "line\nbreak", "\x00\x1f", "ünïcode ✓", "[1,2]", "="]
+    ints = [-(2**63), 2**63 - 1, 0, -1, 10**15, 3, 4]
+    keys = [f"odd-{i}" for i in range(len(floats))]
+    store.write(table, names, keys, [1] * len(keys), [floats, texts, ints])
+    got = store.read(table, keys, names)
+    expected = [(1, v) for v in zip(floats, texts, ints, strict=True)]
+    _expect(got == expected, store, f"odd values read back as {got}, expected {expected}")
+    for row in got:
+        if row is not None:
+            _expect(type(row[1][0]) is float, store, f"{row[1][0]!r} did not read back float")
+
+
 def _check_bulk(store: OnlineStore, table: str) -> None:
     n = 5000
     keys = [f"bulk-{i}" for i in range(n)]
@@ -155,8 +204,9 @@ def check_online_store(store: OnlineStore) -> None:
     """Check that ``store`` keeps every promise of the :class:`OnlineStore` protocol.
 
     Covers every feature type, nulls and NaN, keys with odd characters, reads in the asked
-    order with duplicates and missing keys, feature subsets, newer-wins upserts, a bulk write,
-    adding and retyping features, bad input, and dropping tables.
+    order with duplicates and missing keys, feature subsets, newer-wins upserts of whole rows,
+    Arrow columns, extreme and odd values, a bulk write, adding and retyping features, bad
+    input, and dropping tables.
 
     Raises:
         AssertionError: the store breaks the contract; the message says how.
@@ -171,6 +221,9 @@ def check_online_store(store: OnlineStore) -> None:
         _check_round_trip(store, table)
         _check_nulls(store, table)
         _check_newer_wins(store, table)
+        _check_whole_rows(store, table)
+        _check_arrow(store, table)
+        _check_odd_values(store, table)
         _check_bulk(store, table)
         _check_schema_changes(store, table)
         _check_errors(store, table)

@@ -2,20 +2,30 @@
 
 Layout, under a key prefix (``bascule:`` by default)::
 
-    {prefix}schema:{view}        hash  feature → type
-    {prefix}{view}:{entity key}  hash  _ts → event time (ms); feature → encoded value
+    {prefix}#schema:{view}       hash  feature → type
+    {prefix}#layout:{view}       hash  layout id → JSON [[feature, type], …]
+    {prefix}{view}:{entity key}  hash  _ts → event time (ms); _l → layout id;
+                                       _r → the row's values as one JSON array
 
-Values are encoded as text: numbers in their shortest round-trip form, booleans as ``1``/``0``,
-strings with a leading ``=``; the empty value stands for null. Writes go through one Lua
-script per chunk of rows that keeps a stored row whose event time is newer, so they are
-idempotent and an older window never overwrites a newer one. Lookups of many keys are one
-round trip: a Lua script runs the ``HMGET`` of every key and
-returns them as one JSON reply (parsing one string is much cheaper than a thousand).
+A row is stored whole, as one JSON array in the order of its *layout* (the features and types
+it was written with, named by a hash of them). Redis then does the same work for a row of ten
+features as for a row of one, which is what makes bulk writes fast, and reads need no
+per-value decoding: ``orjson`` returns ints, floats, booleans, strings and nulls as they are.
+A row written under an older layout still reads: features it lacks, or that have changed type
+since, come back null. Floats are written in their shortest round-trip form (reads turn whole
+numbers back into floats), infinities as the strings ``"inf"``/``"-inf"``, NaN as null.
+
+Writes go through one Lua script per chunk of rows that keeps a stored row whose event time
+is newer, so they are idempotent and an older window never overwrites a newer one. Arrow
+builds each chunk's RESP arguments, so Python touches neither rows nor values. Lookups of
+many keys are one round trip: a Lua script reads every key and splices the stored JSON into
+one reply.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -23,78 +33,68 @@ import redis
 from redis.exceptions import RedisError
 
 from bascule.core.errors import InvalidInputError, StorageError
-from bascule.store.online.base import ONLINE_DTYPES, OnlineRow, check_columns, check_table_name
+from bascule.store.online.base import (
+    ONLINE_DTYPES,
+    Column,
+    OnlineRow,
+    check_columns,
+    check_table_name,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = ["RedisOnlineStore"]
 
-_WRITE_CHUNK = 1000
+_WRITE_CHUNK = 1000  # rows per Lua call (Redis runs one at a time)
+_ENCODE_ROWS = 16 * _WRITE_CHUNK  # rows Arrow encodes at a time
 _IN_FLIGHT = 8
 _SCAN_COUNT = 1000
 
-# KEYS: entity hashes. ARGV: n features, their names, then per key: ts, n values.
+# KEYS: entity hashes. ARGV: the layout id, then per key: event time, row (JSON array).
 _WRITE_LUA = """
-local nf = tonumber(ARGV[1])
-local pos = nf + 2
+local layout = ARGV[1]
 local written = 0
 for k = 1, #KEYS do
-  local ts = ARGV[pos]
+  local ts = ARGV[2 * k]
   local cur = redis.call('HGET', KEYS[k], '_ts')
   if (not cur) or tonumber(cur) <= tonumber(ts) then
-    local args = {'_ts', ts}
-    for i = 1, nf do
-      args[#args + 1] = ARGV[1 + i]
-      args[#args + 1] = ARGV[pos + i]
-    end
-    redis.call('HSET', KEYS[k], unpack(args))
+    redis.call('HSET', KEYS[k], '_ts', ts, '_l', layout, '_r', ARGV[2 * k + 1])
     written = written + 1
   end
-  pos = pos + nf + 1
 end
 return written
 """
 
-# KEYS: entity hashes. ARGV: fields. One JSON reply: per key the HMGET result (false = absent).
+# KEYS: entity hashes. One JSON reply: per key [ts, "layout", row] or null; the stored rows are
+# JSON already, so they are spliced in, not re-encoded.
 _READ_LUA = """
 local out = {}
 for k = 1, #KEYS do
-  out[k] = redis.call('HMGET', KEYS[k], unpack(ARGV))
+  local v = redis.call('HMGET', KEYS[k], '_ts', '_l', '_r')
+  if v[1] and v[2] and v[3] then
+    out[k] = '[' .. v[1] .. ',"' .. v[2] .. '",' .. v[3] .. ']'
+  else
+    out[k] = 'null'
+  end
 end
-return cjson.encode(out)
+return '[' .. table.concat(out, ',') .. ']'
 """
 
+Layout = tuple[tuple[str, str], ...]
+"""The features of a stored row, in order, with their types."""
 
-def _enc_bool(v: Any) -> str:
-    if v is None:
-        return ""
-    return "1" if v else "0"
-
-
-def _enc_str(v: Any) -> str:
-    return "" if v is None else "=" + str(v)
+Plan = tuple[tuple[int, ...], tuple[int, ...]]
+"""How to read asked features from a layout: the position of each (-1: null), and which of
+the asked features are floats (JSON may hold ``"inf"`` for them)."""
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-# Decoders take the text of a field; None, False (absent, from Lua) or "" are null.
-def _dec_float(v: str | None) -> float | None:
-    return float(v) if v else None
-
-
-def _dec_int(v: str | None) -> int | None:
-    return int(v) if v else None
-
-
-def _dec_bool(v: str | None) -> bool | None:
-    return (v == "1") if v else None
-
-
-def _dec_str(v: str | None) -> str | None:
-    return v[1:] if v else None
+def _layout_id(layout: Layout) -> str:
+    return hashlib.sha256(orjson.dumps(layout)).hexdigest()[:16]
 
 
 def _bulk_text(value: str) -> str:
@@ -112,8 +112,8 @@ def _bulk(values: pa.Array) -> pa.Array:
     return out
 
 
-def _encode_column(dtype: str, values: Sequence[Any]) -> pa.Array:
-    """Encode a column as an Arrow string array; numbers in shortest round-trip text.
+def _arrow(values: Column, arrow_type: pa.DataType, dtype: str) -> pa.Array:
+    """``values`` as an Arrow array of ``arrow_type`` (Arrow input is cast, never copied out).
 
     Raises:
         InvalidInputError: a value does not fit the feature's type.
@@ -121,31 +121,92 @@ def _encode_column(dtype: str, values: Sequence[Any]) -> pa.Array:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if dtype in ("bool", "string"):
-        return pa.array(list(map(_ENCODERS[dtype], values)), type=pa.string())
-    arrow_type = pa.float64() if dtype.startswith("float") else pa.int64()
     try:
-        arr = pa.array(values, type=arrow_type)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        if isinstance(values, pa.Array):
+            return values if values.type == arrow_type else pc.cast(values, arrow_type)
+        return pa.array(values, type=arrow_type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError) as exc:
         raise InvalidInputError(f"values do not fit type {dtype}: {exc}") from exc
-    if arrow_type == pa.float64():
-        arr = pc.if_else(pc.is_nan(arr), pa.scalar(None, pa.float64()), arr)  # NaN → null
-    encoded: pa.Array = pc.fill_null(pc.cast(arr, pa.string()), "")
+
+
+def _typed(dtype: str, values: Column) -> pa.Array:
+    """A column as an Arrow array of its feature's storage type (NaN already null); strings
+    are JSON-encoded here, numbers and booleans when a slice is encoded.
+
+    Raises:
+        InvalidInputError: a value does not fit the feature's type.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if dtype == "string":
+        plain = values.to_pylist() if hasattr(values, "to_pylist") else values
+        encoded = ["null" if v is None else orjson.dumps(str(v)).decode() for v in plain]
+        return pa.array(encoded, type=pa.string())
+    if dtype == "bool":
+        if not isinstance(values, (pa.Array, pa.ChunkedArray)):
+            values = [None if v is None else bool(v) for v in values]
+        return _arrow(values, pa.bool_(), dtype)
+    if dtype.startswith("float"):
+        arr = _arrow(values, pa.float64(), dtype)
+        if pc.any(pc.is_nan(arr)).as_py():
+            arr = pc.if_else(pc.is_nan(arr), pa.scalar(None, pa.float64()), arr)  # NaN → null
+        return arr
+    return _arrow(values, pa.int64(), dtype)
+
+
+def _encode_column(dtype: str, values: pa.Array) -> pa.Array:
+    """JSON text of a typed column, element-wise (``null`` for nulls; infinities as the
+    strings ``"inf"`` and ``"-inf"``). A whole float may be written as an integer: reads turn
+    float features back into floats."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if dtype == "string":
+        return values  # encoded by _typed
+    if dtype == "bool":
+        text = pc.if_else(values, "true", "false")
+    else:
+        text = pc.cast(values, pa.string())
+        if dtype.startswith("float") and pc.any(pc.is_inf(values)).as_py():
+            text = pc.replace_substring_regex(text, r"^(-?inf)$", r'"\1"')
+    encoded: pa.Array = pc.fill_null(text, "null")
     return encoded
 
 
-_ENCODERS: dict[str, Callable[[Any], str]] = {
-    "bool": _enc_bool,
-    "string": _enc_str,
-}
-_DECODERS: dict[str, Callable[[str | None], Any]] = {
-    "bool": _dec_bool,
-    "float32": _dec_float,
-    "float64": _dec_float,
-    "int32": _dec_int,
-    "int64": _dec_int,
-    "string": _dec_str,
-}
+def _spans(values: pa.Array, step: int) -> tuple[memoryview, list[int]]:
+    """The UTF-8 bytes of a string array without nulls, and the byte offset of every
+    ``step``-th element (and of the end), so a run of elements is one slice of the bytes."""
+    import numpy as np
+
+    _, offsets, data = values.buffers()
+    n = len(values)
+    ends = np.frombuffer(offsets, dtype=np.int32)[values.offset : values.offset + n + 1]
+    marks = [int(ends[i]) for i in range(0, n, step)] + [int(ends[n])]
+    return memoryview(data) if data is not None else memoryview(b""), marks
+
+
+def _plan(layout: Layout, features: Sequence[str], schema: Mapping[str, str]) -> Plan:
+    """Where each asked feature sits in a stored layout (-1 when absent or retyped since)."""
+    where = {name: (i, dtype) for i, (name, dtype) in enumerate(layout)}
+    positions = []
+    for f in features:
+        found = where.get(f)
+        positions.append(found[0] if found is not None and found[1] == schema.get(f) else -1)
+    floats = tuple(j for j, f in enumerate(features) if schema.get(f, "").startswith("float"))
+    return tuple(positions), floats
+
+
+def _values(row: Sequence[Any], plan: Plan) -> tuple[Any, ...]:
+    positions, floats = plan
+    out = [None if i < 0 else row[i] for i in positions]
+    for j in floats:
+        v = out[j]
+        if v is not None and v.__class__ is not float:
+            out[j] = float(v)  # a whole number written without a point, or "inf" / "-inf"
+    return tuple(out)
 
 
 class RedisOnlineStore:
@@ -165,10 +226,10 @@ class RedisOnlineStore:
             raise InvalidInputError.for_field(
                 "online store URL", self.url, "redis://[:password@]host:port/db"
             ) from exc
-        self._script = self._client.register_script(_WRITE_LUA)
         self._reader = self._client.register_script(_READ_LUA)
         self._schemas: dict[str, dict[str, str]] = {}
-        self._plans: dict[tuple[str, tuple[str, ...]], list[Callable[[str | None], Any]]] = {}
+        self._layouts: dict[tuple[str, str], Layout] = {}  # (table, id) → layout; immutable
+        self._plans: dict[tuple[str, str, tuple[str, ...]], Plan] = {}
 
     @property
     def url(self) -> str:
@@ -190,23 +251,60 @@ class RedisOnlineStore:
     def _key(self, table: str, key: str) -> str:
         return f"{self._prefix}{table}:{key}"
 
-    def _schema(self, table: str, *, refresh: bool = False) -> dict[str, str]:
-        cached = self._schemas.get(table)
-        if cached is not None and not refresh:
-            return cached
+    def _meta(self, what: str, table: str) -> str:
+        # '#' cannot start a table name, so these never clash with a table's rows.
+        return f"{self._prefix}#{what}:{check_table_name(table)}"
+
+    def _schema(self, table: str, *, refresh: bool = False) -> dict[str, str] | None:
+        """Feature name → type, or ``None`` when the table does not exist (cached)."""
+        if not refresh and table in self._schemas:
+            return self._schemas[table]
         try:
-            raw = self._client.hgetall(f"{self._prefix}schema:{check_table_name(table)}")
+            raw = self._client.hgetall(self._meta("schema", table))
         except RedisError as exc:
             raise self._fail(f"reading the schema of {table!r}", exc) from exc
-        schema = {_text(k): _text(v) for k, v in raw.items()}
-        if schema:
-            self._schemas[table] = schema
+        if not raw:
+            self._schemas.pop(table, None)
+            return None
+        schema = {_text(k): _text(v) for k, v in raw.items() if k}
+        self._schemas[table] = schema
+        return schema
+
+    def _layout(self, table: str, layout_id: str) -> Layout | None:
+        found = self._layouts.get((table, layout_id))
+        if found is not None:
+            return found
+        try:
+            raw = self._client.hget(self._meta("layout", table), layout_id)
+        except RedisError as exc:
+            raise self._fail(f"reading a row layout of {table!r}", exc) from exc
+        if raw is None:
+            return None
+        layout: Layout = tuple((str(f), str(t)) for f, t in orjson.loads(raw))
+        self._layouts[(table, layout_id)] = layout
+        return layout
+
+    def _missing(self, table: str, features: Sequence[str]) -> dict[str, str]:
+        """The table's schema, re-read when it lacks an asked feature.
+
+        Raises:
+            InvalidInputError: the table lacks an asked feature.
+        """
+        schema = self._schema(table) or {}
+        if any(f not in schema for f in features):
+            schema = self._schema(table, refresh=True) or {}
+            missing = [f for f in features if f not in schema]
+            if missing:
+                raise InvalidInputError(
+                    f"online table {table!r} has no feature(s) {missing}; it has {sorted(schema)}"
+                )
         return schema
 
     # -- protocol --------------------------------------------------------------------------------
 
     def ensure_table(self, table: str, features: Mapping[str, str]) -> None:
-        """Record the view's feature types (rows need no creation).
+        """Record the view's feature types (rows need no creation; a row written before keeps
+        the values of features whose type did not change).
 
         Raises:
             InvalidInputError: a name or type is not supported.
@@ -222,7 +320,7 @@ class RedisOnlineStore:
         mapping: dict[Any, Any] = {"": "table"}
         mapping.update(features)
         try:
-            self._client.hset(f"{self._prefix}schema:{table}", mapping=mapping)
+            self._client.hset(self._meta("schema", table), mapping=mapping)
         except RedisError as exc:
             raise self._fail(f"creating table {table!r}", exc) from exc
         self._schemas.pop(table, None)
@@ -232,59 +330,91 @@ class RedisOnlineStore:
         self,
         table: str,
         features: Sequence[str],
-        keys: Sequence[str],
-        event_ms: Sequence[int],
-        columns: Sequence[Sequence[Any]],
+        keys: Column,
+        event_ms: Column,
+        columns: Sequence[Column],
     ) -> int:
-        """Upsert rows in chunks through a Lua script; a newer stored row is kept.
+        """Upsert whole rows in chunks through a Lua script; a newer stored row is kept.
 
         Raises:
-            InvalidInputError: unknown table or feature, or columns of unequal length.
+            InvalidInputError: unknown table or feature, columns of unequal length, or a value
+                that does not fit its feature's type (nothing is written then).
             StorageError: Redis is unreachable or the script failed.
         """
         check_columns(table, features, keys, event_ms, columns)
         schema = self._schema(table, refresh=True)
-        if not schema:
+        if schema is None:
             raise InvalidInputError(f"online table {table!r} does not exist; call ensure_table")
         missing = [f for f in features if f not in schema]
         if missing:
             raise InvalidInputError(
-                f"online table {table!r} has no feature(s) {missing}; "
-                f"it has {sorted(k for k in schema if k)}"
+                f"online table {table!r} has no feature(s) {missing}; it has {sorted(schema)}"
             )
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        # Every argument is built as RESP text by Arrow, a row at a time: Python touches
-        # rows, never single values.
-        encoded = [_encode_column(schema[f], col) for f, col in zip(features, columns, strict=True)]
-        times = pc.cast(pa.array(event_ms, type=pa.int64()), pa.string())
-        rows: list[str] = pc.binary_join_element_wise(
-            _bulk(times), *(_bulk(c) for c in encoded), ""
-        ).to_pylist()
-        names = pa.array([self._key(table, k) for k in keys], type=pa.string())
-        hkeys: list[str] = _bulk(names).to_pylist()
+        # Every column becomes Arrow first (a bad value fails here, before anything is sent).
+        names = _arrow(keys, pa.string(), "string")
+        times = _arrow(event_ms, pa.int64(), "int64")
+        if names.null_count or times.null_count:
+            raise InvalidInputError(f"write to {table!r}: a key or an event time is null")
+        kinds = [schema[f] for f in features]
+        typed = [_typed(k, c) for k, c in zip(kinds, columns, strict=True)]
+        layout: Layout = tuple(zip(features, kinds, strict=True))
+        layout_id = _layout_id(layout)
         sha = self._write_sha()
-        head = "".join(_bulk_text(a) for a in (str(len(features)), *features))
-        nf = len(features)
+        prefix = self._key(table, "")
+        n = len(names)
 
         def commands() -> Iterator[bytes]:
-            for start in range(0, len(keys), _WRITE_CHUNK):
-                stop = min(start + _WRITE_CHUNK, len(keys))
-                n = stop - start
-                text = (
-                    f"*{3 + n + 1 + nf + n * (1 + nf)}\r\n"
-                    + _bulk_text("EVALSHA")
-                    + _bulk_text(sha)
-                    + _bulk_text(str(n))
-                    + "".join(hkeys[start:stop])
-                    + head
-                    + "".join(rows[start:stop])
+            yield _packed(["HSET", self._meta("layout", table), layout_id, _dumps(layout)])
+            # Arrow builds every argument as RESP text a slice of rows at a time, so the
+            # chunks of a slice are byte ranges of two buffers: Python never touches a row or
+            # a value, and Redis runs the first chunks while the next slice is encoded.
+            for lo in range(0, n, _ENCODE_ROWS):
+                size = min(_ENCODE_ROWS, n - lo)
+                hkeys = _bulk(pc.binary_join_element_wise(prefix, names.slice(lo, size), ""))
+                values = [
+                    _encode_column(k, c.slice(lo, size)) for k, c in zip(kinds, typed, strict=True)
+                ]
+                if values:
+                    joined = pc.binary_join_element_wise(*values, ",")
+                    row = pc.binary_join_element_wise("[", joined, "]", "")
+                else:
+                    row = pa.array(["[]"] * size, type=pa.string())
+                stamps = pc.cast(times.slice(lo, size), pa.string())
+                args = pc.binary_join_element_wise(
+                    "$",
+                    pc.cast(pc.binary_length(stamps), pa.string()),
+                    "\r\n",
+                    stamps,
+                    "\r\n$",
+                    pc.cast(pc.binary_length(row), pa.string()),
+                    "\r\n",
+                    row,
+                    "\r\n",
+                    "",
                 )
-                yield text.encode()
+                key_bytes, key_marks = _spans(hkeys, _WRITE_CHUNK)
+                arg_bytes, arg_marks = _spans(args, _WRITE_CHUNK)
+                for i, start in enumerate(range(0, size, _WRITE_CHUNK)):
+                    m = min(_WRITE_CHUNK, size - start)
+                    call = (
+                        f"*{3 + m + 1 + 2 * m}\r\n$7\r\nEVALSHA\r\n"
+                        + _bulk_text(sha)
+                        + _bulk_text(str(m))
+                    )
+                    yield b"".join(
+                        (
+                            call.encode(),
+                            key_bytes[key_marks[i] : key_marks[i + 1]],
+                            _bulk_text(layout_id).encode(),
+                            arg_bytes[arg_marks[i] : arg_marks[i + 1]],
+                        )
+                    )
 
-        self._send(commands(), f"writing {len(keys)} row(s) to {table!r}")
-        return len(keys)
+        self._send(commands(), f"writing {n} row(s) to {table!r}")
+        return n
 
     def _write_sha(self) -> str:
         """Load the write script (cheap when cached) and return its sha."""
@@ -332,41 +462,38 @@ class RedisOnlineStore:
         """
         if not keys:
             return []
-        plan_key = (table, tuple(features))
-        decoders = self._plans.get(plan_key)
-        if decoders is None:
-            schema = self._schema(table)
-            if not schema:
-                return [None] * len(keys)
-            missing = [f for f in features if f not in schema]
-            if missing:
-                schema = self._schema(table, refresh=True)
-                missing = [f for f in features if f not in schema]
-            if missing:
-                raise InvalidInputError(
-                    f"online table {table!r} has no feature(s) {missing}; "
-                    f"it has {sorted(k for k in schema if k)}"
-                )
-            decoders = [_DECODERS[schema[f]] for f in features]
-            self._plans[plan_key] = decoders
-        fields = ["_ts", *features]
+        if self._schema(table) is None:
+            return [None] * len(keys)
         try:
             if len(keys) == 1:
-                raw = self._client.hmget(self._key(table, keys[0]), fields)
-                replies: list[list[Any]] = [[None if b is None else _text(b) for b in raw]]
+                ts, lid, row = self._client.hmget(self._key(table, keys[0]), ["_ts", "_l", "_r"])
+                if ts is None or lid is None or row is None:
+                    return [None]
+                replies: list[Any] = [(ts, _text(lid), orjson.loads(row))]
             else:
                 hkeys = [self._key(table, k) for k in keys]
-                replies = orjson.loads(self._reader(keys=hkeys, args=fields))
+                replies = orjson.loads(self._reader(keys=hkeys))
         except RedisError as exc:
             raise self._fail(f"reading {len(keys)} key(s) from {table!r}", exc) from exc
+        wanted = tuple(features)
         out: list[OnlineRow | None] = []
         for reply in replies:
-            ts = reply[0]
-            if not ts:
+            if reply is None:
                 out.append(None)
                 continue
-            out.append((int(ts), tuple(dec(v) for dec, v in zip(decoders, reply[1:], strict=True))))
+            ts, lid, row = reply
+            plan = self._plans.get((table, lid, wanted))
+            if plan is None:
+                plan = self._make_plan(table, lid, wanted)
+            out.append((int(ts), _values(row, plan)))
         return out
+
+    def _make_plan(self, table: str, layout_id: str, features: tuple[str, ...]) -> Plan:
+        schema = self._missing(table, features)
+        layout = self._layout(table, layout_id) or ()  # unknown layout: every value null
+        plan = _plan(layout, features, schema)
+        self._plans[(table, layout_id, features)] = plan
+        return plan
 
     def _scan(self, table: str) -> list[bytes]:
         pattern = f"{self._prefix}{check_table_name(table)}:*"
@@ -384,7 +511,7 @@ class RedisOnlineStore:
         return len(self._scan(table))
 
     def drop_table(self, table: str) -> None:
-        """Unlink every row of the table and its schema.
+        """Unlink every row of the table, its schema and its layouts.
 
         Raises:
             StorageError: Redis is unreachable.
@@ -393,7 +520,7 @@ class RedisOnlineStore:
         try:
             for start in range(0, len(keys), _SCAN_COUNT):
                 self._client.unlink(*keys[start : start + _SCAN_COUNT])
-            self._client.unlink(f"{self._prefix}schema:{table}")
+            self._client.unlink(self._meta("schema", table), self._meta("layout", table))
         except RedisError as exc:
             raise self._fail(f"dropping {table!r}", exc) from exc
         self._schemas.pop(table, None)
@@ -413,3 +540,12 @@ class RedisOnlineStore:
     def close(self) -> None:
         """Close the connection pool."""
         self._client.close()
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _packed(args: Sequence[str]) -> bytes:
+    """One command in RESP."""
+    return (f"*{len(args)}\r\n" + "".join(_bulk_text(a) for a in args)).encode()

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from bascule.core.errors import InvalidInputError, StorageError
-from bascule.store.online.base import ONLINE_DTYPES, OnlineRow, check_columns, check_table_name
+from bascule.store.online.base import (
+    ONLINE_DTYPES,
+    Column,
+    OnlineRow,
+    check_columns,
+    check_table_name,
+    to_list,
+)
 
 __all__ = ["SQLiteOnlineStore"]
 
@@ -147,11 +154,11 @@ class SQLiteOnlineStore:
         self,
         table: str,
         features: Sequence[str],
-        keys: Sequence[str],
-        event_ms: Sequence[int],
-        columns: Sequence[Sequence[Any]],
+        keys: Column,
+        event_ms: Column,
+        columns: Sequence[Column],
     ) -> int:
-        """Upsert rows; a stored row with a newer event time is kept.
+        """Upsert whole rows; a stored row with a newer event time is kept.
 
         Raises:
             InvalidInputError: unknown table or feature, or columns of unequal length.
@@ -168,18 +175,25 @@ class SQLiteOnlineStore:
             )
         names = ", ".join(["k", "ts", *(_col(f) for f in features)])
         marks = ", ".join("?" * (len(features) + 2))
+        # A row is replaced whole: features not written are null, as in every store.
+        given = set(features)
         updates = ", ".join(
-            ["ts = excluded.ts", *(f"{_col(f)} = excluded.{_col(f)}" for f in features)]
+            [
+                "ts = excluded.ts",
+                *(f"{_col(f)} = excluded.{_col(f)}" for f in features),
+                *(f"{_col(f)} = NULL" for f in schema if f not in given),
+            ]
         )
         sql = (
             f"INSERT INTO {_tname(table)} ({names}) VALUES ({marks}) ON CONFLICT(k) DO UPDATE "
             f"SET {updates} WHERE excluded.ts >= {_tname(table)}.ts"
         )
+        rows = zip(to_list(keys), to_list(event_ms), *map(to_list, columns), strict=True)
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(sql, zip(keys, event_ms, *columns, strict=True))
+                conn.executemany(sql, rows)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
