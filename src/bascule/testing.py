@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bascule.core.settings import Settings
 from bascule.store.artifacts.checks import check_artifact_store
@@ -118,15 +118,20 @@ def make_services(home: Path | str, **overrides: Any) -> Services:
 
 
 @contextmanager
-def serve_in_thread(app: Any, *, host: str = "127.0.0.1") -> Iterator[str]:
-    """Run an ASGI app with uvicorn on a free loopback port in a thread; yield its base URL."""
+def serve_in_thread(
+    app: Any, *, host: str = "127.0.0.1", lifespan: Literal["on", "off", "auto"] = "off"
+) -> Iterator[str]:
+    """Run an ASGI app with uvicorn on a free loopback port in a thread; yield its base URL.
+
+    ``lifespan="on"`` runs the app's startup and shutdown (the inference app starts and
+    closes its data plane there)."""
     import uvicorn
 
     with socket.socket() as sock:
         sock.bind((host, 0))
         port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan=lifespan)
     )
     thread = threading.Thread(target=server.run, name="bascule-test-server", daemon=True)
     thread.start()
