@@ -284,3 +284,42 @@ async def test_a_request_held_by_the_challenger_finishes_on_it_after_the_rollout
     assert ("1", "champion", "") == (meanwhile.model_version, meanwhile.route, meanwhile.policy)
     assert (None, "", 0.0) == dataplane.routing_of("m")
     assert ["m@champion"] == [s["ref"] for s in status]
+
+
+@pytest.mark.anyio
+async def test_a_challenger_that_fails_to_load_leaves_the_champion_alone(
+    services: Services,
+) -> None:
+    registry = services.registry
+
+    def loader(mv: ModelVersion) -> ServedModel:
+        if mv.version == 2:
+            raise RuntimeError("out of memory")
+        return load_served_model(registry, mv, warm_rows=1)
+
+    clock = SystemClock()
+    manager = ModelManager(registry, clock=clock, batching=BatchingSettings(), loader=loader)
+    dataplane = DataPlane(
+        manager, [ModelSpec(ModelRef.parse("m@champion"), follow_rollout=True)], clock=clock
+    )
+    await dataplane.start()
+    registry.set_alias("m", "challenger", 2)
+    shadow = RolloutState("m", 2, 1, "shadow", shadow_requests=10)
+    record_rollout(registry, shadow)
+    await dataplane.follow_rollouts()
+    await dataplane.follow_rollouts()  # not retried while the rollout names that version
+    answer = await dataplane.infer("m", None, body(), request_id="r")
+    failing = dataplane.model_status()
+    ready = dataplane.ready()
+    record_rollout(registry, replace(shadow, stage="rolled_back"))
+    await dataplane.follow_rollouts()
+    after = dataplane.model_status()
+    await dataplane.close()
+
+    assert ("1", "champion", "") == (answer.model_version, answer.route, answer.policy)
+    assert (None, "", 0.0) == dataplane.routing_of("m")
+    assert ready
+    assert ["m@champion", "m:2"] == [s["ref"] for s in failing]
+    assert "out of memory" in failing[1]["last_error"]
+    assert 1 == manager.stats.load_failures
+    assert ["m@champion"] == [s["ref"] for s in after]
