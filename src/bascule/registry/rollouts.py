@@ -52,7 +52,8 @@ class RolloutState:
     """The champion serving when the rollout started."""
     stage: RolloutStage
     requests: int = 0
-    """Requests the challenger has answered in the current stage."""
+    """Requests the challenger was given in the current stage (answered or failed; shadow
+    copies in the shadow stage), as last measured."""
     shadow_requests: int = 0
     canary_percent: float = 10.0
     canary_requests: int = 1
