@@ -298,7 +298,7 @@ class RolloutSupervisor:
     def measure(
         self, name: str, recorded: RecordedRollout | None = None
     ) -> tuple[RouteKpis, RouteKpis]:
-        """Both routes' KPIs over the current stage of ``name``'s rollout.
+        """Both routes' KPIs over the current stage of ``name``'s rollout, up to now.
 
         Returns:
             ``(champion, challenger)``; zeros when no rollout is active.
@@ -311,11 +311,13 @@ class RolloutSupervisor:
         mode = None if found is None else found.state.mode
         if found is None or mode is None:
             return RouteKpis(), RouteKpis()
-        state, start = found.state, found.recorded_at
+        state, start, end = found.state, found.recorded_at, self._clock.now_utc()
         route = "shadow" if mode == "shadow" else "challenger"
         usage = [
             u
-            for u in read_usage(self._artifacts, name, start=start, prefix=self._usage_prefix)
+            for u in read_usage(
+                self._artifacts, name, start=start, end=end, prefix=self._usage_prefix
+            )
             if u.policy == mode
         ]
         new = _count(u for u in usage if u.model_version == state.challenger_version)
@@ -326,7 +328,7 @@ class RolloutSupervisor:
         if cost is None:
             return champion, challenger
         frame = read_predictions(
-            self._artifacts, name, start=start, prefix=self._predictions_prefix
+            self._artifacts, name, start=start, end=end, prefix=self._predictions_prefix
         )
         if frame.empty:
             return champion, challenger
