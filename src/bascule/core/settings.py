@@ -76,6 +76,9 @@ class ServerSettings(_Section):
     """Interface to bind; use 0.0.0.0 to accept connections from other machines."""
     port: int = Field(default=5000, ge=1, le=65535)
     """TCP port of the control plane (MLflow clients default to 5000 too)."""
+    rollout_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    """How often the control plane moves active rollouts on (seconds): it measures both
+    routes of each and promotes or rolls the challenger back."""
 
 
 class TrackingSettings(_Section):

@@ -10,7 +10,10 @@ a second. The jobs:
 * the project's :class:`~bascule.pipelines.RetrainAutomation`, when a project is
   configured: its task fires ``retraining.schedule``; alerts and feedback ingests reach it
   by themselves (it subscribes to the monitoring service), and a retraining runs in its
-  own thread. The app's ``state.retraining`` holds it while the server runs.
+  own thread. The app's ``state.retraining`` holds it while the server runs;
+* the :class:`~bascule.pipelines.supervision.RolloutSupervisor`, every
+  ``server.rollout_interval_s`` seconds: it moves every active rollout on (shadow, canary,
+  promotion or rollback) from what the inference servers logged.
 
 Another periodic job is one more :class:`Periodic` in :func:`control_lifespan`'s list;
 :class:`Every` makes one of a plain function and an interval.
@@ -34,6 +37,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from bascule.core.clock import Clock, SystemClock
+from bascule.pipelines.supervision import RolloutSupervisor
 from bascule.wiring import Services, build_retrain_automation
 
 __all__ = ["Every", "Periodic", "control_lifespan", "run_schedule"]
@@ -100,7 +104,8 @@ def control_lifespan(
     project_dir: Path | None = None,
     retrain_shutdown_s: float = _RETRAIN_SHUTDOWN_S,
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
-    """The app lifespan that runs the monitoring schedule and the retraining automation.
+    """The app lifespan that runs the monitoring schedule, the retraining automation and
+    the rollout supervisor.
 
     Args:
         services: The services.
@@ -127,6 +132,9 @@ def control_lifespan(
                 automation.model, policy.on_alerts, policy.schedule, policy.min_new_labels,
             )  # fmt: skip
         app.state.retraining = automation
+        supervisor = RolloutSupervisor.from_services(services)
+        interval = services.settings.server.rollout_interval_s
+        jobs.append(("rollout supervision", Every(supervisor.tick, interval, clock=services.clock)))
         tasks = [asyncio.create_task(run_schedule(job, name=name)) for name, job in jobs]
         try:
             yield
