@@ -130,3 +130,59 @@ def test_unknown_names_exit_4_and_list_what_exists(cli: Cli, tmp_path: Path) -> 
     assert "'customer_stats'" in proc.stderr
     assert 4 == mat.returncode
     assert "feature view 'nope' not found" in mat.stderr
+
+
+def _drop_recent(root: Path) -> None:
+    text = (root / "bascule.yaml").read_text()
+    start = text.index("    - name: recent")
+    end = text.index("  on_demand_views:")
+    (root / "bascule.yaml").write_text(text[:start] + text[end:])
+
+
+def test_apply_removes_what_the_file_no_longer_declares(cli: Cli, tmp_path: Path) -> None:
+    _project(tmp_path)
+    as_json(cli("features", "apply", "--json"))
+    as_json(
+        cli("features", "materialize", "--start", "2025-12-01", "--end", "2026-02-01", "--json")
+    )
+    _drop_recent(tmp_path)
+
+    kept = as_json(cli("features", "apply", "--no-prune", "--json"))
+    kept_list = as_json(cli("features", "list", "--json"))
+    pruned = cli("features", "apply")
+    listed = as_json(cli("features", "list", "--json"))
+    lookup = cli("features", "get", "recent:spend", "-e", "customer_id=1")
+    shown = cli("features", "show", "recent")
+    still = as_json(cli("features", "get", "customer_stats:spend", "-e", "customer_id=1", "--json"))
+    again = as_json(cli("features", "apply", "--json"))
+
+    assert {"unchanged"} == {c["status"] for c in kept}
+    assert "recent" in {d["name"] for d in kept_list}
+    assert 0 == pruned.returncode, pruned.stderr
+    assert "removed 1 definition(s) no longer in bascule.yaml: feature view 'recent'" in (
+        pruned.stdout
+    )
+    assert ["customer", "customer_stats", "fraud", "ratio"] == sorted(d["name"] for d in listed)
+    assert 4 == lookup.returncode
+    assert "feature view 'recent' was removed from the feature definitions" in lookup.stderr
+    assert 0 == shown.returncode
+    assert "was removed on" in shown.stdout
+    assert [20.0] == [g["value"] for g in still]
+    assert {"unchanged"} == {c["status"] for c in again}
+
+
+def test_apply_refuses_to_remove_a_view_a_service_still_uses(cli: Cli, tmp_path: Path) -> None:
+    _project(tmp_path)
+    as_json(cli("features", "apply", "--json"))
+    text = (tmp_path / "bascule.yaml").read_text()
+    start = text.index("    - name: customer_stats")
+    end = text.index("    - name: recent")
+    (tmp_path / "bascule.yaml").write_text(text[:start] + text[end:])
+
+    proc = cli("features", "apply")
+    listed = as_json(cli("features", "list", "--json"))
+
+    assert 2 == proc.returncode
+    assert "feature view 'customer_stats'" in proc.stderr
+    assert "still uses it" in proc.stderr
+    assert "customer_stats" in {d["name"] for d in listed}

@@ -44,21 +44,51 @@ def _summary(kind: str, spec: dict[str, Any]) -> str:
     return ", ".join(spec.get("features", []))
 
 
+_LABELS = {
+    "entity": "entity",
+    "view": "feature view",
+    "on_demand_view": "on-demand view",
+    "service": "feature service",
+}
+
+
 @features_app.command("apply")
 def apply(
+    no_prune: Annotated[
+        bool,
+        typer.Option(
+            "--no-prune",
+            help="Keep registered definitions that bascule.yaml no longer declares.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the changes as JSON.")] = False,
 ) -> None:
     """Register the definitions of bascule.yaml's ``features:`` section (versioned).
 
     Sources are checked first: a missing column or a type that differs from the definition
-    stops the apply, and nothing is written.
+    stops the apply, and nothing is written. Like ``feast apply``, definitions registered
+    before that the file no longer declares are removed in the same transaction (listed as
+    ``removed``; a removed view's rows leave the online store); --no-prune keeps them. A
+    removal that would break a definition which stays is refused.
 
     Example: bascule features apply
     """
 
     def go() -> None:
         fs = get_services().features
-        changes = fs.apply(fs.configured_definitions())
+        declared = fs.configured_definitions()
+        undeclared = fs.undeclared(declared)
+        if not declared and undeclared:
+            # An empty or missing features: section is far likelier a wrong folder than a
+            # wish to remove everything.
+            console.print(
+                f"bascule.yaml declares no feature definitions; the {len(undeclared)} "
+                "registered definition(s) are kept",
+                highlight=False,
+            )
+            undeclared = []
+        prune = [] if no_prune else undeclared
+        changes = fs.apply(declared, objects_to_delete=prune, partial=not prune)
         if as_json:
             print_json(changes)
             return
@@ -67,6 +97,21 @@ def apply(
             ["kind", "name", "version", "status"],
             [(c.kind, c.name, f"v{c.version}", c.status) for c in changes],
         )
+        if prune:
+            names = ", ".join(
+                f"{_LABELS[c.kind]} {c.name!r}" for c in changes if c.status == "removed"
+            )
+            console.print(
+                f"removed {len(prune)} definition(s) no longer in bascule.yaml: {names}",
+                highlight=False,
+            )
+        elif no_prune and undeclared:
+            names = ", ".join(f"{o.name!r}" for o in undeclared)
+            console.print(
+                f"kept {len(undeclared)} registered definition(s) that bascule.yaml no longer "
+                f"declares (--no-prune): {names}",
+                highlight=False,
+            )
 
     run_guarded(go)
 
@@ -111,7 +156,8 @@ def show(
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Show a definition: its latest spec, every version and (for a view) its materialisation.
+    """Show a definition: its latest spec, every version (a removal too) and, for a view, its
+    materialisation.
 
     Example: bascule features show customer_stats
     """
@@ -125,18 +171,30 @@ def show(
             return
         versions = info["versions"]
         latest = versions[-1]
-        console.print(f"[bold]{name}[/] ({info['kind']}) v{latest.version}", highlight=False)
-        console.print(json.dumps(latest.spec, indent=2), highlight=False, markup=False)
+        if info["removed"]:
+            console.print(
+                f"[bold]{name}[/] ({info['kind']}) was removed on {fmt_ms(latest.created_at)} "
+                f"UTC by {latest.created_by}; its last version was v{latest.version - 1}",
+                highlight=False,
+            )
+        else:
+            console.print(f"[bold]{name}[/] ({info['kind']}) v{latest.version}", highlight=False)
+            console.print(json.dumps(latest.spec, indent=2), highlight=False, markup=False)
         print_table(
             "versions",
             ["version", "applied (UTC)", "by", "sha256"],
             [
-                (f"v{v.version}", fmt_ms(v.created_at), v.created_by, v.fingerprint[:16])
+                (
+                    f"v{v.version}",
+                    fmt_ms(v.created_at),
+                    v.created_by,
+                    "(removed)" if v.removed else v.fingerprint[:16],
+                )
                 for v in versions
             ],
         )
         mark = info.get("watermark")
-        if info["kind"] == "view":
+        if info["kind"] == "view" and not info["removed"]:
             if mark is None:
                 console.print("not materialised yet")
             else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from bascule.core.errors import InvalidInputError, NotFoundError
@@ -19,18 +20,52 @@ from bascule.features.views import (
     OnDemandFeatureView,
 )
 
-__all__ = ["Catalog", "OnDemandPart", "Selection", "ViewPart", "not_found"]
+__all__ = ["Catalog", "OnDemandPart", "Removal", "Selection", "ViewPart", "not_found"]
 
 
-def not_found(kind: str, name: str, available: Iterable[str]) -> NotFoundError:
-    """A :class:`NotFoundError` whose message names the kind of thing and lists what exists."""
+def not_found(
+    kind: str,
+    name: str,
+    available: Iterable[str],
+    removed: Removal | None = None,
+    *,
+    error: type[NotFoundError] = NotFoundError,
+) -> NotFoundError:
+    """A :class:`NotFoundError` (or ``error``) whose message names the kind of thing and lists
+    what exists; when the name was removed by an apply, it says so: when, by whom, its last
+    version."""
     avail = sorted(available)
-    err = NotFoundError(name, available=avail, kind=kind)
+    err = error(name, available=avail, kind=kind)
     shown = ", ".join(repr(a) for a in avail[:30]) or "none"
     more = f" … ({len(avail) - 30} more)" if len(avail) > 30 else ""
-    err.message = f"{kind} {name!r} not found; available: {shown}{more}"
+    what = f"{kind} {name!r} not found"
+    if removed is not None:
+        when = datetime.fromtimestamp(removed.removed_at / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+        what = (
+            f"{kind} {name!r} was removed from the feature definitions on {when} UTC by "
+            f"{removed.removed_by} (its last version was v{removed.last_version}; "
+            "apply a definition with that name to bring it back)"
+        )
+        err.details.update(
+            removed=True,
+            removed_at=removed.removed_at,
+            removed_by=removed.removed_by,
+            last_version=removed.last_version,
+        )
+    err.message = f"{what}; available: {shown}{more}"
     err.args = (err.message,)
     return err
+
+
+@dataclass(frozen=True)
+class Removal:
+    """A definition removed by an apply: its tombstone's version, time and author."""
+
+    kind: str
+    name: str
+    last_version: int
+    removed_at: int
+    removed_by: str
 
 
 @dataclass(frozen=True)
@@ -72,7 +107,11 @@ class Selection:
 class Catalog:
     """Entities, views, on-demand views and services, each with its version."""
 
-    def __init__(self, items: Iterable[tuple[Any, int, str]]) -> None:
+    def __init__(
+        self, items: Iterable[tuple[Any, int, str]], removed: Iterable[Removal] = ()
+    ) -> None:
+        self.removed: dict[tuple[str, str], Removal] = {(r.kind, r.name): r for r in removed}
+        """``(kind, name)`` → how a definition no longer in force was removed."""
         self.entities: dict[str, Entity] = {}
         self.views: dict[str, tuple[FeatureView, int]] = {}
         self.on_demand: dict[str, tuple[OnDemandFeatureView, int]] = {}
@@ -90,6 +129,14 @@ class Catalog:
             elif isinstance(obj, FeatureService):
                 self.services[obj.name] = (obj, version)
         self._selections: dict[tuple[Any, bool], Selection] = {}
+
+    def removal(self, name: str, *kinds: str) -> Removal | None:
+        """How the definition ``name`` of one of ``kinds`` was removed, if it was."""
+        for kind in kinds:
+            found = self.removed.get((kind, name))
+            if found is not None:
+                return found
+        return None
 
     def view_names(self) -> list[str]:
         """Names refs may start with: feature views and on-demand views."""
@@ -115,7 +162,8 @@ class Catalog:
             return view.fields(self.join_keys(view))
         if name in self.on_demand:
             return self.on_demand[name][0].output_fields
-        raise not_found("feature view", name, self.view_names())
+        gone = self.removal(name, "view", "on_demand_view")
+        raise not_found("feature view", name, self.view_names(), gone)
 
     def refs_of(self, features: Sequence[str] | FeatureService | str) -> tuple[str, ...]:
         """Expand a service (object or name) or a list into ``view:feature`` refs.
@@ -128,7 +176,8 @@ class Catalog:
             raw: Sequence[str] = features.refs
         elif isinstance(features, str):
             if features not in self.services:
-                raise not_found("feature service", features, self.services)
+                gone = self.removal(features, "service")
+                raise not_found("feature service", features, self.services, gone)
             raw = self.services[features][0].refs
         else:
             raw = tuple(features)

@@ -5,17 +5,21 @@ cached :class:`Catalog` for lookups.
 and each view against its source's columns (a type that does not match its definition is an
 error here, not a surprise at training time). Then every changed definition gets a new
 version, in one transaction.
+
+An apply may also remove definitions (what ``bascule features apply`` does with those its
+file no longer declares, like ``feast apply``): a removal is a tombstone version in the same
+transaction, refused while a definition that stays still uses the removed one.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from bascule.core.clock import Clock, now_ms
 from bascule.core.errors import BasculeError, ConfigError, InvalidInputError
-from bascule.features.catalog import Catalog, not_found
+from bascule.features.catalog import Catalog, Removal, not_found
 from bascule.features.definitions import Definition, definition_from_spec, resolve_function
 from bascule.features.offline import DuckDBOfflineStore
 from bascule.features.views import (
@@ -104,7 +108,11 @@ class FeatureRegistry:
             if isinstance(obj, OnDemandFeatureView) and obj.function_name in self._functions:
                 obj = dataclasses.replace(obj, function=self._functions[obj.function_name])
             items.append((obj, d.version, d.fingerprint))
-        return Catalog(items)
+        removed = [
+            Removal(d.kind, d.name, d.version - 1, d.created_at, d.created_by)
+            for d in self._repo.latest(removed=True)
+        ]
+        return Catalog(items, removed)
 
     def definitions(self, kind: str | None = None) -> list[FeatureDefinition]:
         """Latest stored versions of every definition (of one kind).
@@ -122,14 +130,32 @@ class FeatureRegistry:
             StorageError: the metadata DB failed.
         """
         latest = self._repo.latest()
-        for d in latest:
+        for d in [*latest, *self._repo.latest(removed=True)]:
             if d.name == name:
                 return d.kind, self._repo.versions(d.kind, name)
         raise not_found("feature definition", name, (d.name for d in latest))
 
+    def undeclared(self, objects: Sequence[Definition]) -> list[Definition]:
+        """Definitions in force that ``objects`` does not declare (entities inside views
+        count as declared): services first, then on-demand views, views, entities.
+
+        Raises:
+            InvalidInputError: something is not a definition.
+            StorageError: the metadata DB failed.
+        """
+        declared = {(_kind(o), o.name) for o in _with_entities(objects)}
+        cat = self.catalog()
+        found: list[Definition] = [
+            *(cat.services[n][0] for n in sorted(cat.services)),
+            *(cat.on_demand[n][0] for n in sorted(cat.on_demand)),
+            *(cat.views[n][0] for n in sorted(cat.views)),
+            *(cat.entities[n] for n in sorted(cat.entities)),
+        ]
+        return [o for o in found if (_kind(o), o.name) not in declared]
+
     # -- writing ----------------------------------------------------------------------------------
 
-    def plan(self, objects: Sequence[Definition]) -> list[str]:
+    def plan(self, objects: Sequence[Definition], remove: Sequence[Definition] = ()) -> list[str]:
         """Problems that would stop ``apply`` (empty when it would succeed).
 
         Raises:
@@ -137,6 +163,7 @@ class FeatureRegistry:
             StorageError: the metadata DB failed.
         """
         objs = _with_entities(objects)
+        gone = {(_kind(o), o.name) for o in remove}
         problems: list[str] = []
         seen: set[tuple[str, str]] = set()
         for obj in objs:
@@ -153,11 +180,18 @@ class FeatureRegistry:
                 merged[(_kind(obj), name)] = obj
         for obj in objs:
             merged[(_kind(obj), obj.name)] = obj
+        for kind, name in sorted(gone):
+            if (kind, name) in {(_kind(o), o.name) for o in objs}:
+                problems.append(f"{_LABEL[kind]} {name!r} is both applied and removed")
+            elif (kind, name) not in merged:
+                problems.append(f"cannot remove {_LABEL[kind]} {name!r}: it is not registered")
+            merged.pop((kind, name), None)
         cat = Catalog((obj, 0, "") for obj in merged.values())
         both = sorted(set(cat.views) & set(cat.on_demand))
         problems += [f"{n!r} names both a feature view and an on-demand view" for n in both]
         for obj in objs:
             problems += self._problems(obj, cat)
+        problems += _still_used(gone, merged.values())
         return problems
 
     def _problems(self, obj: Definition, cat: Catalog) -> list[str]:
@@ -192,16 +226,21 @@ class FeatureRegistry:
                 return [f"feature service {obj.name!r}: {exc.message}"]
         return []
 
-    def apply(self, objects: Sequence[Definition]) -> list[AppliedChange]:
-        """Validate, then store a new version of every definition that changed.
+    def apply(
+        self, objects: Sequence[Definition], remove: Sequence[Definition] = ()
+    ) -> list[AppliedChange]:
+        """Validate, then store a new version of every definition that changed, and a
+        tombstone for every definition in ``remove`` (matched by kind and name), in one
+        transaction.
 
         Entities given as objects inside feature views are applied too.
 
         Raises:
-            InvalidInputError: listing every problem found; nothing was written.
+            InvalidInputError: listing every problem found (a removed definition still used
+                by one that stays, or one that is not registered); nothing was written.
             StorageError: the metadata DB failed; nothing was written.
         """
-        problems = self.plan(objects)
+        problems = self.plan(objects, remove)
         if problems:
             raise InvalidInputError(
                 f"{len(problems)} problem(s) in the feature definitions:\n  "
@@ -214,9 +253,43 @@ class FeatureRegistry:
             items.append((_kind(obj), obj.name, spec, fingerprint(spec)))
             if isinstance(obj, OnDemandFeatureView) and obj.function is not None:
                 self._functions[obj.function_name] = obj.function
-        changes = self._repo.apply(items, now=now_ms(self._clock), actor=self._actor)
+        changes = self._repo.apply(
+            items,
+            now=now_ms(self._clock),
+            actor=self._actor,
+            remove=sorted({(_kind(o), o.name) for o in remove}),
+        )
         self.refresh()
         return changes
+
+
+_LABEL = {
+    "entity": "entity",
+    "view": "feature view",
+    "on_demand_view": "on-demand view",
+    "service": "feature service",
+}
+
+
+def _still_used(gone: set[tuple[str, str]], staying: Iterable[Any]) -> list[str]:
+    """Why removing ``gone`` would break a definition that stays (empty when it would not)."""
+    problems = []
+    for obj in staying:
+        used: list[tuple[str, str]] = []
+        if isinstance(obj, FeatureView):
+            used = [("entity", e) for e in obj.entity_names]
+        elif isinstance(obj, OnDemandFeatureView):
+            used = [("view", v) for v in obj.view_sources]
+        elif isinstance(obj, FeatureService):
+            names = {ref.partition(":")[0] for ref in obj.refs}
+            used = [(k, n) for n in sorted(names) for k in ("view", "on_demand_view")]
+        for kind, name in used:
+            if (kind, name) in gone:
+                problems.append(
+                    f"cannot remove {_LABEL[kind]} {name!r}: {_LABEL[_kind(obj)]} "
+                    f"{obj.name!r} still uses it (remove or change that one too)"
+                )
+    return problems
 
 
 def _with_entities(objects: Sequence[Definition]) -> list[Definition]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bascule.core.clock import Clock, now_ms
-from bascule.core.errors import FeatureServiceNotFoundError, InvalidInputError
+from bascule.core.errors import FeatureServiceNotFoundError, InvalidInputError, StorageError
 from bascule.core.feature_binding import FeatureServiceBinding
 from bascule.core.settings import FeatureSettings
 from bascule.features.catalog import Catalog, Selection, not_found
@@ -115,23 +115,74 @@ class FeatureStore:
             services=s.services,
         )
 
-    def plan(self, objects: Sequence[Definition]) -> list[str]:
+    def plan(
+        self, objects: Sequence[Definition], objects_to_delete: Sequence[Definition] = ()
+    ) -> list[str]:
         """What would stop :meth:`apply` (an empty list when it would succeed).
 
         Raises:
             StorageError: the metadata DB failed.
         """
-        return self.registry.plan(objects)
+        return self.registry.plan(objects, objects_to_delete)
 
-    def apply(self, objects: Sequence[Definition]) -> list[AppliedChange]:
+    def undeclared(self, objects: Sequence[Definition]) -> list[Definition]:
+        """Registered definitions that ``objects`` does not declare: what
+        ``bascule features apply`` removes when its file no longer has them.
+
+        Raises:
+            StorageError: the metadata DB failed.
+        """
+        return self.registry.undeclared(objects)
+
+    def apply(
+        self,
+        objects: Sequence[Definition],
+        objects_to_delete: Sequence[Definition] | None = None,
+        partial: bool = True,
+    ) -> list[AppliedChange]:
         """Register definitions; each changed one gets a new version (one transaction).
+
+        As in Feast, definitions left out of ``objects`` stay registered; to remove some, pass
+        them as ``objects_to_delete`` with ``partial=False`` (``undeclared(objects)`` lists
+        those a full set of definitions no longer has). A removal is a version too (who, when;
+        ``features show`` lists it), in the same transaction as the rest. A removed view's
+        rows are dropped from the online store and its watermarks deleted; looking up a
+        removed view or service then fails with a message that says it was removed.
 
         Raises:
             InvalidInputError: every problem found (unknown entities or views, a source column
-                missing or of another type than declared); nothing was written.
-            StorageError: the metadata DB failed.
+                missing or of another type than declared, a removed definition that one which
+                stays still uses, ``objects_to_delete`` without ``partial=False``); nothing
+                was written.
+            StorageError: the metadata DB or the online store failed (when the online store
+                cannot be reached before the apply, nothing was written).
         """
-        return self.registry.apply(objects)
+        remove = list(objects_to_delete or ())
+        if remove and partial:
+            raise InvalidInputError.for_field(
+                "partial", partial, "False when objects_to_delete is given (as in Feast)"
+            )
+        views_removed = [o.name for o in remove if isinstance(o, FeatureView)]
+        if views_removed:
+            self.online_store.ping()  # fail before writing anything when it is down
+        changes = self.registry.apply(objects, remove)
+        stale = [c.name for c in changes if c.kind == "view" and c.status == "removed"]
+        # A view applied again after its removal starts from an empty online table.
+        stale += [
+            c.name for c in changes if c.kind == "view" and c.status == "created" and c.version > 1
+        ]
+        for name in stale:
+            try:
+                self.online_store.drop_table(name)
+            except StorageError as exc:
+                raise StorageError(
+                    f"feature view {name!r} is {'removed' if name in views_removed else 'applied'}"
+                    f" in the registry, but its rows could not be dropped from the online store "
+                    f"{self.online_store.url}: {exc.message}. They are not served; apply again "
+                    "or drop them by hand.",
+                    url=self.online_store.url,
+                ) from exc
+        return changes
 
     def _catalog(self) -> Catalog:
         return self.registry.catalog()
@@ -163,7 +214,7 @@ class FeatureStore:
         """
         cat = self._catalog()
         if name not in cat.views:
-            raise not_found("feature view", name, cat.views)
+            raise not_found("feature view", name, cat.views, cat.removal(name, "view"))
         return cat.views[name][0]
 
     def get_feature_service(self, name: str) -> FeatureService:
@@ -174,7 +225,7 @@ class FeatureStore:
         """
         cat = self._catalog()
         if name not in cat.services:
-            raise not_found("feature service", name, cat.services)
+            raise not_found("feature service", name, cat.services, cat.removal(name, "service"))
         return cat.services[name][0]
 
     def bind_service(self, name: str) -> FeatureServiceBinding:
@@ -189,7 +240,10 @@ class FeatureStore:
         """
         cat = self._catalog()
         if name not in cat.services:
-            raise FeatureServiceNotFoundError(name, available=sorted(cat.services))
+            gone = cat.removal(name, "service")
+            raise not_found(
+                "feature service", name, cat.services, gone, error=FeatureServiceNotFoundError
+            )
         version = cat.services[name][1]
         sel = cat.select(name)
         views = [f"{p.view.name}@v{p.version}" for p in sel.views]
@@ -208,15 +262,18 @@ class FeatureStore:
         return self.registry.definitions()
 
     def describe(self, name: str) -> dict[str, Any]:
-        """A definition's kind, versions (oldest first) and, for a view, its materialisation.
+        """A definition's kind, versions (oldest first, a removal's tombstone last), whether it
+        was removed and, for a view in force, its materialisation.
 
         Raises:
             NotFoundError: nothing has that name; the message lists what exists.
             StorageError: the metadata DB failed.
         """
         kind, versions = self.registry.versions(name)
+        removed = bool(versions) and versions[-1].removed
         out: dict[str, Any] = {"kind": kind, "name": name, "versions": versions}
-        if kind == "view":
+        out["removed"] = removed
+        if kind == "view" and not removed:
             out["watermark"] = self._repo.watermark(name, self.online_store.url)
         return out
 
@@ -283,7 +340,7 @@ class FeatureStore:
         names = list(views) if views else sorted(cat.views)
         for n in names:
             if n not in cat.views:
-                raise not_found("feature view", n, cat.views)
+                raise not_found("feature view", n, cat.views, cat.removal(n, "view"))
         if not names:
             raise InvalidInputError("no feature views are registered; run apply first")
         return cat.select(list(names), full_feature_names=True)

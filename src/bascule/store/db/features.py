@@ -2,6 +2,9 @@
 
 ``apply`` writes every changed definition in one transaction (serialised across writers: SQLite's
 ``BEGIN IMMEDIATE``, a PostgreSQL advisory lock), so a registry never holds half of an apply.
+Removing a definition is a version too: a *tombstone* (fingerprint :data:`REMOVED`, empty spec)
+that keeps the history and says who removed it and when; applying the name again creates it
+anew at the next version.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, and_, func, insert, select, text, update
+from sqlalchemy import Connection, and_, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -21,9 +24,12 @@ from bascule.store.db.feature_tables import (
     FeatureWatermarkRow,
 )
 
-__all__ = ["AppliedChange", "FeatureDefinition", "FeatureRepository", "Watermark"]
+__all__ = ["REMOVED", "AppliedChange", "FeatureDefinition", "FeatureRepository", "Watermark"]
 
 _APPLY_LOCK_ID = 0x6261_7366  # "basf": advisory lock key for PostgreSQL
+
+REMOVED = "removed"
+"""The fingerprint of a tombstone version: the definition was removed (never a sha256)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,11 @@ class FeatureDefinition:
     created_at: int
     created_by: str
 
+    @property
+    def removed(self) -> bool:
+        """This version is a tombstone: the definition was removed."""
+        return self.fingerprint == REMOVED
+
 
 @dataclass(frozen=True)
 class AppliedChange:
@@ -46,7 +57,7 @@ class AppliedChange:
     kind: str
     name: str
     version: int
-    status: Literal["created", "updated", "unchanged"]
+    status: Literal["created", "updated", "unchanged", "removed"]
     fingerprint: str
 
 
@@ -89,8 +100,11 @@ class FeatureRepository:
         *,
         now: int,
         actor: str,
+        remove: Sequence[tuple[str, str]] = (),
     ) -> list[AppliedChange]:
         """Store ``(kind, name, spec, fingerprint)`` items; a changed fingerprint adds a version.
+        Each ``(kind, name)`` in ``remove`` gets a tombstone version (and a removed view loses
+        its watermarks), in the same transaction.
 
         Raises:
             StorageError: the database failed; nothing was written.
@@ -101,7 +115,51 @@ class FeatureRepository:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APPLY_LOCK_ID})
             for kind, name, spec, fingerprint in items:
                 out.append(self._apply_one(conn, kind, name, spec, fingerprint, now, actor))
+            for kind, name in remove:
+                change = self._remove_one(conn, kind, name, now, actor)
+                if change is not None:
+                    out.append(change)
         return out
+
+    def _remove_one(
+        self, conn: Connection, kind: str, name: str, now: int, actor: str
+    ) -> AppliedChange | None:
+        obj = conn.execute(
+            select(FeatureObjectRow).where(
+                FeatureObjectRow.kind == kind, FeatureObjectRow.name == name
+            )
+        ).first()
+        if obj is None:
+            return None
+        current = conn.execute(
+            select(FeatureObjectVersionRow.fingerprint).where(
+                FeatureObjectVersionRow.kind == kind,
+                FeatureObjectVersionRow.name == name,
+                FeatureObjectVersionRow.version == obj.latest_version,
+            )
+        ).scalar_one()
+        if current == REMOVED:
+            return None
+        version = obj.latest_version + 1
+        conn.execute(
+            update(FeatureObjectRow)
+            .where(FeatureObjectRow.kind == kind, FeatureObjectRow.name == name)
+            .values(latest_version=version, updated_at=now)
+        )
+        conn.execute(
+            insert(FeatureObjectVersionRow).values(
+                kind=kind,
+                name=name,
+                version=version,
+                spec={},
+                fingerprint=REMOVED,
+                created_at=now,
+                created_by=actor,
+            )
+        )
+        if kind == "view":
+            conn.execute(delete(FeatureWatermarkRow).where(FeatureWatermarkRow.view == name))
+        return AppliedChange(kind, name, version, "removed", REMOVED)
 
     def _apply_one(
         self,
@@ -136,7 +194,8 @@ class FeatureRepository:
             ).scalar_one()
             if current == fingerprint:
                 return AppliedChange(kind, name, obj.latest_version, "unchanged", fingerprint)
-            version, status = obj.latest_version + 1, "updated"
+            version = obj.latest_version + 1
+            status = "created" if current == REMOVED else "updated"
             conn.execute(
                 update(FeatureObjectRow)
                 .where(FeatureObjectRow.kind == kind, FeatureObjectRow.name == name)
@@ -155,8 +214,9 @@ class FeatureRepository:
         )
         return AppliedChange(kind, name, version, status, fingerprint)
 
-    def latest(self, kind: str | None = None) -> list[FeatureDefinition]:
-        """The latest version of every definition (of one kind), sorted by kind and name.
+    def latest(self, kind: str | None = None, *, removed: bool = False) -> list[FeatureDefinition]:
+        """The latest version of every definition in force (of one kind), sorted by kind and
+        name; with ``removed``, the tombstones of the removed ones instead.
 
         Raises:
             StorageError: the database failed.
@@ -166,6 +226,7 @@ class FeatureRepository:
         q = select(v).join(
             o, and_(o.kind == v.kind, o.name == v.name, o.latest_version == v.version)
         )
+        q = q.where(v.fingerprint == REMOVED if removed else v.fingerprint != REMOVED)
         if kind is not None:
             q = q.where(v.kind == kind)
         with self._db.transaction(write=False) as conn:
@@ -173,7 +234,8 @@ class FeatureRepository:
         return [_definition(r) for r in rows]
 
     def versions(self, kind: str, name: str) -> list[FeatureDefinition]:
-        """Every version of one definition, oldest first (empty when it does not exist).
+        """Every version of one definition, oldest first, tombstones included (empty when it
+        never existed).
 
         Raises:
             StorageError: the database failed.
