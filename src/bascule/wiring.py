@@ -149,6 +149,18 @@ class Services:
             next_after = CronSchedule.parse(schedule).next_after
         return MonitorScheduler(self.monitoring, self.clock, next_after=next_after)
 
+    def read_predictions(self, model: str, start: datetime, end: datetime) -> pd.DataFrame:
+        """The prediction log of ``model`` with ``start <= timestamp < end``, ordered by time
+        (one row per logged input row; see :func:`bascule.store.predictions.read_predictions`).
+
+        Raises:
+            InvalidInputError: ``start`` is after ``end``, or a bound is naive.
+            StorageError: the log cannot be read.
+        """
+        from bascule.store.predictions import read_predictions
+
+        return read_predictions(self.artifacts, model, start=start, end=end)
+
     def close(self) -> None:
         """Release pooled connections."""
         if self._features is not None:

@@ -178,20 +178,27 @@ def demo(
             "--home", help="Where the demo keeps its DB and artifacts (default: settings' home)."
         ),
     ] = None,
+    days: Annotated[
+        int, typer.Option("--days", min=10, max=60, help="Days of traffic to replay.")
+    ] = 21,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the closing figures as JSON on stdout.")
+    ] = False,
 ) -> None:
-    """Train a fraud model on generated card transactions, track it, register it, make it champion,
-    load it back through the registry and predict.
+    """The whole loop as a story: a bank's card fraud model trained, served over HTTP, watched,
+    retrained when a holiday rush drifts the data, gated on business cost, rolled out and
+    promoted, day by day; ends with the figures and an HTML report.
 
     Example: bascule demo --seed 7
     """
 
     def go() -> None:
-        from bascule.cli.demo import run_demo
+        from bascule.cli.demo import run_story
 
         settings = get_settings()
         if home is not None:
             settings = settings.model_copy(update={"home": home})
-        run_demo(settings, seed=seed)
+        run_story(settings, seed=seed, as_json=as_json, days=days)
 
     run_guarded(go)
 

@@ -233,6 +233,16 @@ class ProjectSettings(_Section):
     """The promotion gate."""
     rollout: RolloutSettings = RolloutSettings()
     """The rollout plan of a challenger that passed the gate."""
+    feature_service: str | None = Field(default=None, pattern=_NAME)
+    """The feature service (``features.services``) the model's inputs come from: every
+    version the pipeline registers declares it, so the server accepts requests carrying only
+    the entity keys and request fields and looks the features up online. The training data
+    must hold the same features (a point-in-time training set of the service)."""
+    missing_features: Literal["refuse", "null"] = "refuse"
+    """With ``feature_service``: what the server does when a looked-up feature is missing
+    (unknown entity, older than the TTL): ``refuse`` the request (422), or give the model
+    ``null`` as the point-in-time training set gave such rows (a new customer has no
+    history)."""
     price_per_core_hour: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     """Price of one CPU core for one hour (in the cost matrix's currency): serving CPU
     seconds per prediction times this gives the compute cost per 1,000 predictions; unset:

@@ -67,6 +67,10 @@ def _encode(
             values = pd.to_numeric(series.astype(object), errors="coerce")
             col = np.array(values.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
             col[~np.isfinite(col)] = np.nan
+            # At float32 precision, as the model saw them: the prediction log holds what an
+            # ONNX model got (often float32), the reference what it was trained on (float64);
+            # otherwise 6.7 and float32(6.7) are two values a tree tells apart perfectly.
+            col = col.astype(np.float32).astype(np.float64)
         else:
             index = {c: i for i, c in enumerate(categories[name])}
             other = len(index)

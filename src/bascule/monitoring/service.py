@@ -432,7 +432,32 @@ def _reference_outputs(
     predictor = registry.load(f"{model}:{version}")
     if sig.task == "classification" and sig.proba_output is not None and sig.classes:
         proba = predictor.predict_proba(sample)
-        out = {"label": np.asarray(predictor.predict(sample))}
+        out = {"label": _served_labels(registry, model, version, sig, proba, sample, predictor)}
         out |= {f"proba_{c}": proba[:, j] for j, c in enumerate(sig.classes)}
         return out
     return {"prediction": np.asarray(predictor.predict(sample), dtype=float)}
+
+
+def _served_labels(
+    registry: RegistryService,
+    model: str,
+    version: int,
+    sig: ModelSignature,
+    proba: np.ndarray,
+    sample: pd.DataFrame,
+    predictor: Any,
+) -> np.ndarray:
+    """The labels the server gives: at the version's ``decision_threshold`` when it has one
+    (binary classifiers; the positive class is ``positive_label``, else the second), else
+    the model's own. Otherwise a cost-chosen threshold reads as prediction drift."""
+    tags = registry.resolve(f"{model}:{version}").tags
+    threshold, classes = tags.get("decision_threshold"), list(sig.classes or [])
+    texts = [str(c) for c in classes]
+    positive = tags.get("positive_label") or (texts[1] if len(texts) == 2 else None)
+    if threshold is None or len(classes) != 2 or positive not in texts:
+        return np.asarray(predictor.predict(sample))
+    index = texts.index(positive)
+    flagged = proba[:, index] >= float(threshold)
+    choices = np.asarray([classes[1 - index], classes[index]])
+    labels: np.ndarray = choices[flagged.astype(np.int64)]
+    return labels

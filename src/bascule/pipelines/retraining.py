@@ -299,6 +299,8 @@ def build_retraining_pipeline(
                 "pipeline_run_id": ctx.pipeline_run_id,
             },
             description=description or f"{name} retrained by the standard pipeline",
+            feature_service=project.feature_service,
+            missing_features=project.missing_features if project.feature_service else None,
             reason=f"retraining run {ctx.pipeline_run_id}: gate {'passed' if passed else 'failed'}",
         )
         ctx.log_metrics({"version": mv.version})

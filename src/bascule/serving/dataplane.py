@@ -344,6 +344,17 @@ class DataPlane:
             return 0
         return len(records)
 
+    async def sync(self) -> None:
+        """A sync point for a process that drives the server and reads what it wrote (the
+        demo): check the registry now (alias moves, the recorded rollout), then hand every
+        answer so far to the prediction log, write it, and write the usage window."""
+        await self._manager.poll_once()
+        if self._recorder is not None:
+            self._recorder.flush()
+        if self._log is not None:
+            await asyncio.to_thread(self._log.flush)
+        await self.flush_usage()
+
     async def _usage_loop(self) -> None:
         while True:
             await asyncio.sleep(self._usage_interval_s)

@@ -61,6 +61,10 @@ class PredictionSink(Protocol):
         """Start writing in the background."""
         ...
 
+    def flush(self) -> int:
+        """Write every row buffered now (blocking); the rows written."""
+        ...
+
     def close(self) -> None:
         """Write everything buffered and stop (blocking)."""
         ...

@@ -99,6 +99,18 @@ def test_domain_classifier_sees_a_correlation_change_per_feature_tests_miss(make
     assert multivariate.auc > 0.65
 
 
+def test_float32_logs_of_the_same_data_are_not_drift() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame({"km": np.round(rng.exponential(8, 4000), 1)})
+    served = pd.DataFrame({"km": np.round(rng.exponential(8, 4000), 1).astype(np.float32)})
+
+    result = DomainClassifierDetector().fit(reference).test(served)
+
+    assert not result.drifted  # float32(6.7) is the 6.7 the model saw, not a new value
+
+
 def test_domain_classifier_needs_sample_rows() -> None:
     from bascule.monitoring.reference import ReferenceSummary
 

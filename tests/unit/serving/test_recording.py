@@ -55,6 +55,9 @@ class ListSink:
     def start(self) -> None:
         pass
 
+    def flush(self) -> int:
+        return 0
+
     def close(self) -> None:
         pass
 

@@ -1,5 +1,5 @@
-"""``bascule demo``: the whole loop, told as a story on embedded defaults."""
+"""``bascule demo``: the whole loop, told as a story on embedded defaults (see :mod:`.run`)."""
 
-from bascule.cli.demo.spine import run_demo
+from bascule.cli.demo.run import run_story
 
-__all__ = ["run_demo"]
+__all__ = ["run_story"]

@@ -1,0 +1,143 @@
+"""The demo's closing figures: cost before, during and after, against keeping v1.
+
+The counterfactual is computed on the same traffic: every transaction clients were answered
+for is read back from the prediction log — the inputs the server actually used, with the
+customer aggregates it looked up — and scored by v1 at v1's decision threshold. What the
+loop recovered is the share of the extra cost the shift caused under v1 (v1 after the
+takeover minus v1 before the shift) that the new champion did not pay.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from bascule.business.costs import CostMatrix
+from bascule.cli.demo.scenario import MODEL
+from bascule.monitoring.evaluation import input_frame
+
+if TYPE_CHECKING:
+    from bascule.cli.demo.story import Story
+
+__all__ = ["Figures", "counterfactual_decisions", "daily_costs", "summarise"]
+
+CLIENT_ROUTES = ("champion", "challenger", "")
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What ``bascule demo`` prints at the end."""
+
+    shift_day: int
+    drift_alert_day: int | None
+    cost_alert_day: int | None
+    promotion_day: int | None
+    before: float
+    during: float
+    after: float | None
+    v1_during: float
+    v1_after: float | None
+    recovered: float | None
+    """Share of the extra cost the shift caused under v1 that the loop recovered."""
+    currency: str = "EUR"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The figures as a dict (``--json``)."""
+        return asdict(self)
+
+
+def counterfactual_decisions(story: Story, version: int) -> pd.DataFrame:
+    """``version``'s decisions on every transaction clients were answered for.
+
+    Returns:
+        request_id, row, decision_cf (0/1), from the inputs the server logged.
+    """
+    services = story.services
+    from bascule.pipelines.retraining import TAG_THRESHOLD
+
+    first = story.bank.midnight(story.scenario.history_days)
+    last = story.bank.midnight(story.scenario.bank_day(max(story.answers)) + 1)
+    log = services.read_predictions(MODEL, first, last)
+    log = log[log["route"].fillna("").isin(CLIENT_ROUTES)]
+    log = log.drop_duplicates(["request_id", "row"], keep="first")
+    predictor = services.registry.load(f"{MODEL}:{version}")
+    mv = services.registry.resolve(f"{MODEL}:{version}")
+    threshold = float(mv.tags[TAG_THRESHOLD])
+    inputs = input_frame(log)[predictor.signature.column_names]
+    proba = predictor.predict_proba(inputs)
+    positive = list(predictor.classes or [0, 1]).index(1)
+    decision = (proba[:, positive] >= threshold).astype(np.int64)
+    return pd.DataFrame(
+        {
+            "request_id": log["request_id"].astype(str).to_numpy(),
+            "row": log["row"].astype(np.int64).to_numpy(),
+            "decision_cf": decision,
+        }
+    )
+
+
+def daily_costs(story: Story, costs: CostMatrix, counterfactual: pd.DataFrame) -> pd.DataFrame:
+    """Per replayed day: cost per 1,000 of what was served, and of keeping v1."""
+    served = story.served_frame().merge(counterfactual, on=["request_id", "row"], how="left")
+    rows = []
+    for day in sorted(served["day"].unique()):
+        part = served[served["day"] == day]
+        known = part[part["decision_cf"].notna()]
+        rows.append(
+            {
+                "day": int(day),
+                "served": _per_1000(costs, part, "decision"),
+                "keep_v1": _per_1000(costs, known, "decision_cf") if len(known) else math.nan,
+                "no_model": _per_1000(costs, part.assign(none=0), "none"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _per_1000(costs: CostMatrix, frame: pd.DataFrame, column: str) -> float:
+    result = costs.evaluate(
+        frame["is_fraud"].to_numpy() == 1,
+        frame[column].to_numpy().astype(np.int64) == 1,
+        frame=frame,
+    )
+    return float(result.per_1000)
+
+
+def _mean(frame: pd.DataFrame, column: str, days: range) -> float | None:
+    part = frame[frame["day"].isin(list(days))][column]
+    return None if part.empty else float(part.mean())
+
+
+def summarise(
+    story: Story, daily: pd.DataFrame, *, promoted_at: datetime | None, currency: str
+) -> Figures:
+    """The closing figures from the per-day costs and the events."""
+    s = story.scenario
+    events = [e for d in story.days for e in d.events]
+    drift = next((e.day for e in events if e.kind == "alert" and "drift" in e.text), None)
+    cost = next((e.day for e in events if e.kind == "alert" and "cost" in e.text), None)
+    promotion = None
+    if promoted_at is not None:
+        from bascule.cli.demo.story import replay_day_of
+
+        promotion = replay_day_of(story, promoted_at)
+    last = max(story.answers)
+    before = _mean(daily, "served", range(1, s.shift_day)) or math.nan
+    takeover = (promotion + 1) if promotion is not None else last + 1
+    during = _mean(daily, "served", range(s.shift_day, takeover)) or math.nan
+    after = _mean(daily, "served", range(takeover, last + 1))
+    v1_during = _mean(daily, "keep_v1", range(s.shift_day, takeover)) or math.nan
+    v1_after = _mean(daily, "keep_v1", range(takeover, last + 1))
+    v1_before = _mean(daily, "keep_v1", range(1, s.shift_day)) or before
+    recovered = None
+    if after is not None and v1_after is not None and v1_after > v1_before:
+        recovered = (v1_after - after) / (v1_after - v1_before)
+    return Figures(
+        s.shift_day, drift, cost, promotion, before, during, after, v1_during, v1_after,
+        recovered, currency,
+    )  # fmt: skip
