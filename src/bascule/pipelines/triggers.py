@@ -16,6 +16,7 @@ follow-ups are dropped, the running retraining finishes.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -44,6 +45,7 @@ TriggerKind = Literal["alert", "schedule", "new_labels", "manual"]
 TRIGGER_KINDS: tuple[str, ...] = ("alert", "schedule", "new_labels", "manual")
 SubmitOutcome = Literal["started", "coalesced", "closed"]
 Spawn = Callable[[Callable[[], None], str], None]
+log = logging.getLogger("bascule.pipelines.triggers")
 _MAX_EVENTS = 1000
 _MAX_HISTORY = 1000
 _MAX_MISSED_COUNTED = 10_000
@@ -144,8 +146,9 @@ class RetrainCoordinator:
             spawn: Starts ``fn`` in a worker named ``name``; default: a daemon thread.
                 ``run_inline`` runs it in the caller's thread (the trigger returns when
                 the retraining, and its follow-ups, are done).
-            on_event: Called with every :class:`CoordinatorEvent`, outside any lock; an
-                exception it raises is not caught.
+            on_event: Called with every :class:`CoordinatorEvent`, outside any lock (an
+                exception it raises is logged); a retraining's end is told before
+                :meth:`wait_idle` returns.
             max_history: Finished retrainings kept for :meth:`history` (the oldest go).
         """
         self._retrain = retrain
@@ -263,21 +266,20 @@ class RetrainCoordinator:
             )
             with self._cond:
                 self._history.append(record)
-                events = [self._event(status, model, triggers, record)]
-                pending = self._pending.pop(model, [])
-                if pending and self._closed:
-                    events.append(self._event("dropped", model, tuple(pending)))
-                    pending = []
-                if pending:
-                    triggers = tuple(pending)
-                    self._labels[model] = 0
-                    events.append(self._event("started", model, triggers))
-                else:
+                ended = self._event(status, model, triggers, record)
+            # still running while the end is told: wait_idle() returns after it, and a
+            # trigger submitted meanwhile is coalesced into the follow-up below
+            self._emit([ended])
+            with self._cond:
+                pending = self._pending.pop(model, [])  # close() leaves none behind
+                if not pending:
                     self._running.discard(model)
                     self._cond.notify_all()
-            self._emit(events)
-            if not pending:
-                return
+                    return
+                triggers = tuple(pending)
+                self._labels[model] = 0
+                started_again = self._event("started", model, triggers)
+            self._emit([started_again])
 
     def _event(
         self,
@@ -293,7 +295,10 @@ class RetrainCoordinator:
     def _emit(self, events: list[CoordinatorEvent]) -> None:
         if self._on_event is not None:
             for event in events:
-                self._on_event(event)
+                try:
+                    self._on_event(event)
+                except Exception:  # a listener's bug must not wedge the model's retraining
+                    log.exception("retraining event listener failed on %s", event.kind)
 
     def close(self, timeout: float | None = None) -> bool:
         """Stop for a shutdown: refuse new triggers, drop pending follow-ups, let the running
