@@ -1,9 +1,10 @@
-"""The CLI end to end: the demo, then the listings it leaves behind."""
+"""The CLI end to end: alias moves, errors, validation (the demo: test_demo.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.e2e.conftest import as_json
@@ -11,29 +12,28 @@ from tests.e2e.conftest import as_json
 pytestmark = pytest.mark.slow
 
 
-def test_demo_then_listings_show_what_happened(cli) -> None:
-    demo = cli("demo", "--seed", "3")
+def register_versions(home: Path, count: int) -> None:
+    """``fraud`` v1..v``count`` (v1 champion), registered through the services as the SDK does."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
 
-    assert 0 == demo.returncode, demo.stderr
-    assert "fraud@champion" in demo.stdout
-    runs = as_json(cli("runs", "list", "--json", "-e", "fraud"))
-    assert 1 == len(runs)
-    assert "FINISHED" == runs[0]["status"]
-    assert "roc_auc" in runs[0]["metrics"]
-    history = as_json(cli("models", "history", "fraud", "--json"))
-    assert ["registered", "alias_set"] == [e["kind"] for e in history]
-    assert {"version", "alias", "previous_version", "at", "actor", "reason"} <= set(history[1])
-    assert "champion" == history[1]["alias"]
-    models = as_json(cli("models", "list", "--json"))
-    assert {"champion": 1} == models[0]["aliases"]
-    version = as_json(cli("models", "show", "fraud@champion", "--json"))
-    assert runs[0]["id"] == version["run_id"]
-    assert version["dataset_digest"] == runs[0]["datasets"][0]["digest"]
+    from bascule.testing import make_services
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(200, 3)), columns=["amount", "age", "risk"])
+    services = make_services(home)
+    try:
+        for i in range(count):
+            y = (frame["amount"] + i * frame["risk"] > 0).astype(int)
+            services.registry.register("fraud", LogisticRegression().fit(frame, y), sample=frame)
+        services.registry.set_alias("fraud", "champion", 1, reason="first model")
+    finally:
+        services.close()
 
 
-def test_alias_move_by_cli_is_audited(cli) -> None:
-    assert 0 == cli("demo", "--seed", "1").returncode
-    assert 0 == cli("demo", "--seed", "2").returncode
+def test_alias_move_by_cli_is_audited(cli, tmp_path: Path) -> None:
+    register_versions(tmp_path / "home", 2)
+    assert 0 == cli("models", "alias", "fraud", "champion", "2").returncode
 
     moved = as_json(
         cli("models", "alias", "fraud", "champion", "1", "--reason", "rollback drill", "--json")
@@ -44,8 +44,8 @@ def test_alias_move_by_cli_is_audited(cli) -> None:
     assert "rollback drill" == history[-1]["reason"]
 
 
-def test_not_found_has_its_own_exit_code_and_lists_what_exists(cli) -> None:
-    assert 0 == cli("demo").returncode
+def test_not_found_has_its_own_exit_code_and_lists_what_exists(cli, tmp_path: Path) -> None:
+    register_versions(tmp_path / "home", 1)
 
     proc = cli("models", "show", "frud")
     alias = cli("models", "show", "fraud@champ")

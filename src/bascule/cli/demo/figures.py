@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,10 +36,10 @@ class Figures:
     drift_alert_day: int | None
     cost_alert_day: int | None
     promotion_day: int | None
-    before: float
-    during: float
+    before: float | None
+    during: float | None
     after: float | None
-    v1_during: float
+    v1_during: float | None
     v1_after: float | None
     recovered: float | None
     """Share of the extra cost the shift caused under v1 that the loop recovered."""
@@ -113,31 +112,41 @@ def _mean(frame: pd.DataFrame, column: str, days: range) -> float | None:
     return None if part.empty else float(part.mean())
 
 
-def summarise(
-    story: Story, daily: pd.DataFrame, *, promoted_at: datetime | None, currency: str
-) -> Figures:
-    """The closing figures from the per-day costs and the events."""
+def summarise(story: Story, daily: pd.DataFrame, *, currency: str) -> Figures:
+    """The closing figures from the per-day costs and the events of the days."""
     s = story.scenario
     events = [e for d in story.days for e in d.events]
     drift = next((e.day for e in events if e.kind == "alert" and "drift" in e.text), None)
     cost = next((e.day for e in events if e.kind == "alert" and "cost" in e.text), None)
-    promotion = None
-    if promoted_at is not None:
-        from bascule.cli.demo.story import replay_day_of
-
-        promotion = replay_day_of(story, promoted_at)
+    promotion = next(
+        (
+            e.day
+            for e in events
+            if e.kind == "alias_set"
+            and e.text.startswith("champion:")
+            and e.version != story.first_version
+        ),
+        None,
+    )
     last = max(story.answers)
-    before = _mean(daily, "served", range(1, s.shift_day)) or math.nan
     takeover = (promotion + 1) if promotion is not None else last + 1
-    during = _mean(daily, "served", range(s.shift_day, takeover)) or math.nan
+    before = _mean(daily, "served", range(1, s.shift_day))
+    during = _mean(daily, "served", range(s.shift_day, takeover))
     after = _mean(daily, "served", range(takeover, last + 1))
-    v1_during = _mean(daily, "keep_v1", range(s.shift_day, takeover)) or math.nan
+    v1_before = _mean(daily, "keep_v1", range(1, s.shift_day))
+    v1_during = _mean(daily, "keep_v1", range(s.shift_day, takeover))
     v1_after = _mean(daily, "keep_v1", range(takeover, last + 1))
-    v1_before = _mean(daily, "keep_v1", range(1, s.shift_day)) or before
-    recovered = None
-    if after is not None and v1_after is not None and v1_after > v1_before:
-        recovered = (v1_after - after) / (v1_after - v1_before)
+    recovered = _recovered(v1_before, v1_after, after)
     return Figures(
         s.shift_day, drift, cost, promotion, before, during, after, v1_during, v1_after,
         recovered, currency,
     )  # fmt: skip
+
+
+def _recovered(
+    v1_before: float | None, v1_after: float | None, after: float | None
+) -> float | None:
+    """Share of the extra cost under v1 (after minus before) that the new champion saved."""
+    if v1_before is None or v1_after is None or after is None or v1_after <= v1_before:
+        return None
+    return (v1_after - after) / (v1_after - v1_before)

@@ -10,7 +10,6 @@ where the CLI reads it afterwards (``bascule models history fraud``, ``bascule r
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -143,8 +142,7 @@ def run_story(base: Settings, *, seed: int, as_json: bool = False, days: int = 2
             automation.close()
             daily = daily_costs(story, costs, counterfactual)
             history = services.registry.history(MODEL)
-            promoted_at = _promoted_at(history)
-            figures = summarise(story, daily, promoted_at=promoted_at, currency=costs.currency)
+            figures = summarise(story, daily, currency=costs.currency)
             timeline.step("writing the report")
             report = write_report(
                 root / "report.html",
@@ -164,20 +162,13 @@ def run_story(base: Settings, *, seed: int, as_json: bool = False, days: int = 2
                 "report": str(report),
                 "project_file": str(project_file),
                 "seconds": round(elapsed, 1),
+                "timings_s": {k: round(v, 2) for k, v in story.timings.items()},
                 "daily": daily.to_dict(orient="records"),
             }
         )
     else:
         _print_figures(figures, report, project_file, elapsed)
     return figures
-
-
-def _promoted_at(history: list[Any]) -> datetime | None:
-    """When the champion alias first moved from one version to another (the promotion)."""
-    for event in history:
-        if event.kind == "alias_set" and event.alias == "champion" and event.previous_version:
-            return datetime.fromtimestamp(event.at / 1000, tz=UTC)
-    return None
 
 
 def _wait_ready(client: Any, timeout_s: float = 60.0) -> None:

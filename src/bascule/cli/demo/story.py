@@ -16,8 +16,9 @@ monitoring all read the :class:`~bascule.demo.clock.ReplayClock`.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -123,6 +124,14 @@ class Story:
         self._unlabelled: dict[int, pd.DataFrame] = {}
         self._seen_events = 0
         self._on_step = on_step or (lambda _: None)
+
+    @contextlib.contextmanager
+    def _timed(self, what: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[what] = self.timings.get(what, 0.0) + time.perf_counter() - t0
 
     # -- paths -----------------------------------------------------------------------------------
 
@@ -234,9 +243,13 @@ class Story:
             self.clock.set(midnight + timedelta(hours=start))
             part = tx[(tx["hour"] >= start) & (tx["hour"] < start + s.step_hours)]
             if not part.empty:
-                answers.append(replayer.send(part, prefix=f"s{s.seed}-d{day:02d}-h{start:02d}"))
-            sync()
-            self._supervise(day, supervisor, record, sync)
+                with self._timed("http_replay_s"):
+                    prefix = f"s{s.seed}-d{day:02d}-h{start:02d}"
+                    answers.append(replayer.send(part, prefix=prefix))
+            with self._timed("sync_s"):
+                sync()
+            with self._timed("supervise_s"):
+                self._supervise(day, supervisor, record, sync)
         record.requests = replayer.requests - before
         served = pd.concat(answers, ignore_index=True)
         self.answers[day] = served
@@ -263,21 +276,26 @@ class Story:
         end = self.clock.now_utc()
         sync()
         self._on_step(f"day {day}: feature aggregates, labels, monitoring")
-        recent = pd.concat(self._transactions[-31:], ignore_index=True)
-        self._write_aggregates(recent, [self.bank.midnight(s.bank_day(day) + 1)])
-        self.services.features.materialize_incremental(end)
+        with self._timed("features_s"):
+            recent = pd.concat(self._transactions[-31:], ignore_index=True)
+            self._write_aggregates(recent, [self.bank.midnight(s.bank_day(day) + 1)])
+            self.services.features.materialize_incremental(end)
         arrived = sorted(d for d in self._unlabelled if d <= day - s.label_delay_days)
         for labelled in arrived:
             tx = self._unlabelled.pop(labelled)
-            self._write_warehouse(tx, f"replay-{labelled:02d}")
-            self._feedback(labelled, tx)
+            with self._timed("warehouse_s"):
+                self._write_warehouse(tx, f"replay-{labelled:02d}")
+            with self._timed("feedback_s"):
+                self._feedback(labelled, tx)
             self.days[labelled - 1].cost_per_1000 = cost_per_1000(self._served(labelled))
         since = self.bank.midnight(s.bank_day(max(1, arrived[0] if arrived else day)))
-        report = self.services.monitoring.run(MODEL, window="1d", since=since, until=end)
+        with self._timed("monitoring_s"):
+            report = self.services.monitoring.run(MODEL, window="1d", since=since, until=end)
         self._read_monitoring(day, record, report)
         if automation.coordinator.running():
             self._on_step(f"day {day}: retraining (the project's pipeline)")
-        automation.wait_idle()
+        with self._timed("retraining_s"):
+            automation.wait_idle()
         self._history(day, record)
         sync()
         self._supervise(day, supervisor, record, sync)
