@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from bascule.pipelines.retrain import Retrainer
     from bascule.pipelines.triggers import Spawn
     from bascule.store.online.base import OnlineStore
+    from bascule.store.usage import UsageRecord
 
 __all__ = [
     "Services",
@@ -160,6 +161,19 @@ class Services:
         from bascule.store.predictions import read_predictions
 
         return read_predictions(self.artifacts, model, start=start, end=end)
+
+    def read_usage(self, model: str, start: datetime, end: datetime) -> list[UsageRecord]:
+        """The inference servers' usage windows of ``model`` overlapping ``[start, end)``
+        (answers, failures and CPU seconds per version; see
+        :func:`bascule.store.usage.read_usage`).
+
+        Raises:
+            InvalidInputError: a naive bound, or ``start`` after ``end``.
+            StorageError: the log cannot be read.
+        """
+        from bascule.store.usage import read_usage
+
+        return read_usage(self.artifacts, model, start=start, end=end)
 
     def close(self) -> None:
         """Release pooled connections."""

@@ -10,7 +10,7 @@ takeover minus v1 before the shift) that the new champion did not pay.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,6 +44,10 @@ class Figures:
     recovered: float | None
     """Share of the extra cost the shift caused under v1 that the loop recovered."""
     currency: str = "EUR"
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    """Per version: business cost per 1,000 of the transactions it answered, beside its
+    measured compute cost per 1,000 predictions (serving CPU seconds times the price per
+    core-hour)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The figures as a dict (``--json``)."""
@@ -150,3 +154,37 @@ def _recovered(
     if v1_before is None or v1_after is None or after is None or v1_after <= v1_before:
         return None
     return (v1_after - after) / (v1_after - v1_before)
+
+
+def version_figures(
+    story: Story, costs: CostMatrix, price_per_core_hour: float | None
+) -> list[dict[str, Any]]:
+    """Business and compute cost per 1,000 predictions of each version that served clients."""
+    from bascule.pipelines.costs import usage_compute_costs, version_costs
+
+    served = story.served_frame()
+    business = {
+        int(v): _per_1000(costs, served[served["version"] == v], "decision")
+        for v in sorted(served["version"].unique())
+    }
+    first = story.bank.midnight(story.scenario.history_days)
+    last = story.bank.midnight(story.scenario.bank_day(max(story.answers)) + 1)
+    usage = story.services.read_usage(MODEL, first, last)
+    compute = (
+        usage_compute_costs(usage, price_per_core_hour, currency=costs.currency)
+        if price_per_core_hour is not None
+        else {}
+    )
+    rows = []
+    for row in version_costs(business, compute, currency=costs.currency):
+        measured = compute.get(row.version)
+        rows.append(
+            {
+                **row.to_dict(),
+                "answered": int((served["version"] == row.version).sum()),
+                "cpu_us_per_prediction": (
+                    None if measured is None else measured.cpu_seconds_per_prediction * 1e6
+                ),
+            }
+        )
+    return rows

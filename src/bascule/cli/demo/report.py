@@ -142,6 +142,18 @@ def write_report(
         ]
         for a in alerts
     ]
+    version_rows = [
+        [
+            f"v{v['version']}",
+            f"{v['answered']:,}",
+            _money(v["business_cost_per_1000"], cur),
+            "—" if v["cpu_us_per_prediction"] is None else f"{v['cpu_us_per_prediction']:.0f} µs",
+            "—"
+            if v["compute_cost_per_1000"] is None
+            else f"{v['compute_cost_per_1000']:.2g} {cur}",
+        ]
+        for v in figures.versions
+    ]
     s = story.scenario
     body = [
         "<!doctype html><html><head><meta charset='utf-8'>",
@@ -174,6 +186,11 @@ def write_report(
             day_rows,
             [d.shift > 0 for d in story.days],
         ),
+        "<h2>Cost per 1,000 predictions, per version</h2>",
+        "<p class='muted'>Business: the decisions on the transactions the version answered "
+        "for clients. Compute: serving CPU seconds measured by the server times the price per "
+        "core-hour in the project settings.</p>",
+        _table(["version", "answered", "business", "CPU per prediction", "compute"], version_rows),
         "<h2>Versions and decisions (the model's history)</h2>",
         _table(["when", "event", "version", "alias", "reason"], history_rows),
         "<h2>Alerts</h2>",

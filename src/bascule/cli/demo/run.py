@@ -9,6 +9,7 @@ where the CLI reads it afterwards (``bascule models history fraud``, ``bascule r
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,7 +61,12 @@ def run_story(base: Settings, *, seed: int, as_json: bool = False, days: int = 2
     import httpx
     from prometheus_client import CollectorRegistry
 
-    from bascule.cli.demo.figures import counterfactual_decisions, daily_costs, summarise
+    from bascule.cli.demo.figures import (
+        counterfactual_decisions,
+        daily_costs,
+        summarise,
+        version_figures,
+    )
     from bascule.cli.demo.report import write_report
     from bascule.cli.demo.server import BackgroundServer
     from bascule.cli.demo.story import Story
@@ -143,6 +149,9 @@ def run_story(base: Settings, *, seed: int, as_json: bool = False, days: int = 2
             daily = daily_costs(story, costs, counterfactual)
             history = services.registry.history(MODEL)
             figures = summarise(story, daily, currency=costs.currency)
+            figures = dataclasses.replace(
+                figures, versions=version_figures(story, costs, project.price_per_core_hour)
+            )
             timeline.step("writing the report")
             report = write_report(
                 root / "report.html",
@@ -201,6 +210,15 @@ def _print_figures(f: Figures, report: Path, project_file: Path, elapsed: float)
                   f"{money(f.v1_during)}")  # fmt: skip
     console.print(f"  after the new champion:      {money(f.after)}   had we kept v1: "
                   f"{money(f.v1_after)}")  # fmt: skip
+    for v in f.versions:
+        cpu = v["cpu_us_per_prediction"]
+        compute = v["compute_cost_per_1000"]
+        console.print(
+            f"  v{v['version']}: business {money(v['business_cost_per_1000'])} per 1,000 on the "
+            f"{v['answered']:,} transactions it answered; serving "
+            + ("not measured" if cpu is None else f"{cpu:.0f} µs CPU per prediction")
+            + ("" if compute is None else f" = {compute:.2g} {f.currency} per 1,000 (compute)")
+        )
     if f.recovered is not None:
         console.print(
             f"  the loop recovered [bold]{f.recovered:.0%}[/] of the extra cost the shift "
