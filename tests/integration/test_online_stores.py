@@ -49,6 +49,29 @@ def test_two_redis_prefixes_do_not_see_each_other(redis_url: str) -> None:
     b.close()
 
 
+@pytest.mark.redis
+def test_redis_rows_of_the_per_feature_layout_read_as_absent_until_written_again(
+    redis_url: str,
+) -> None:
+    import redis
+
+    from bascule.store.online.redis import RedisOnlineStore
+
+    raw = redis.Redis.from_url(redis_url)
+    raw.hset("old:v:1", mapping={"_ts": 10**15, "x": "7"})  # the layout before whole rows
+    store = RedisOnlineStore(redis_url, prefix="old:")
+    store.ensure_table("v", {"x": "int64"})
+
+    before = store.read("v", ["1"], ["x"])
+    store.write("v", ["x"], ["1"], [10], [[8]])
+    after = store.read("v", ["1", "1"], ["x"])
+
+    assert [None] == before
+    assert [(10, (8,)), (10, (8,))] == after
+    store.close()
+    raw.close()
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -4,7 +4,7 @@ Layout, under a key prefix (``bascule:`` by default)::
 
     {prefix}#schema:{view}       hash  feature → type
     {prefix}#layout:{view}       hash  layout id → JSON [[feature, type], …]
-    {prefix}{view}:{entity key}  hash  _ts → event time (ms); _l → layout id;
+    {prefix}{view}:{entity key}  hash  _t → event time (ms); _l → layout id;
                                        _r → the row's values as one JSON array
 
 A row is stored whole, as one JSON array in the order of its *layout* (the features and types
@@ -16,7 +16,9 @@ since, come back null. Floats are written in their shortest round-trip form (rea
 numbers back into floats), infinities as the strings ``"inf"``/``"-inf"``, NaN as null.
 
 Writes go through one Lua script per chunk of rows that keeps a stored row whose event time
-is newer, so they are idempotent and an older window never overwrites a newer one. Arrow
+is newer, so they are idempotent and an older window never overwrites a newer one. (Rows of
+the earlier one-field-per-feature layout have no ``_t`` and read as absent; materialising
+again writes them in this layout.) Arrow
 builds each chunk's RESP arguments, so Python touches neither rows nor values. Lookups of
 many keys are one round trip: a Lua script reads every key and splices the stored JSON into
 one reply.
@@ -48,7 +50,7 @@ __all__ = ["RedisOnlineStore"]
 
 _WRITE_CHUNK = 1000  # rows per Lua call (Redis runs one at a time)
 _ENCODE_ROWS = 16 * _WRITE_CHUNK  # rows Arrow encodes at a time
-_IN_FLIGHT = 8
+_IN_FLIGHT = 2 * _ENCODE_ROWS // _WRITE_CHUNK  # Redis has a slice queued while one is encoded
 _SCAN_COUNT = 1000
 
 # KEYS: entity hashes. ARGV: the layout id, then per key: event time, row (JSON array).
@@ -57,9 +59,9 @@ local layout = ARGV[1]
 local written = 0
 for k = 1, #KEYS do
   local ts = ARGV[2 * k]
-  local cur = redis.call('HGET', KEYS[k], '_ts')
+  local cur = redis.call('HGET', KEYS[k], '_t')
   if (not cur) or tonumber(cur) <= tonumber(ts) then
-    redis.call('HSET', KEYS[k], '_ts', ts, '_l', layout, '_r', ARGV[2 * k + 1])
+    redis.call('HSET', KEYS[k], '_t', ts, '_l', layout, '_r', ARGV[2 * k + 1])
     written = written + 1
   end
 end
@@ -71,7 +73,7 @@ return written
 _READ_LUA = """
 local out = {}
 for k = 1, #KEYS do
-  local v = redis.call('HMGET', KEYS[k], '_ts', '_l', '_r')
+  local v = redis.call('HMGET', KEYS[k], '_t', '_l', '_r')
   if v[1] and v[2] and v[3] then
     out[k] = '[' .. v[1] .. ',"' .. v[2] .. '",' .. v[3] .. ']'
   else
@@ -466,7 +468,7 @@ class RedisOnlineStore:
             return [None] * len(keys)
         try:
             if len(keys) == 1:
-                ts, lid, row = self._client.hmget(self._key(table, keys[0]), ["_ts", "_l", "_r"])
+                ts, lid, row = self._client.hmget(self._key(table, keys[0]), ["_t", "_l", "_r"])
                 if ts is None or lid is None or row is None:
                     return [None]
                 replies: list[Any] = [(ts, _text(lid), orjson.loads(row))]
