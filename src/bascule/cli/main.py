@@ -179,7 +179,7 @@ def demo(
         ),
     ] = None,
     days: Annotated[
-        int, typer.Option("--days", min=10, max=60, help="Days of traffic to replay.")
+        int, typer.Option("--days", min=16, max=60, help="Days of traffic to replay.")
     ] = 21,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the closing figures as JSON on stdout.")

@@ -4,6 +4,9 @@ One worker runs in this process. With ``--workers N`` (N > 1) uvicorn's supervis
 the port once and starts N worker processes that share it; each builds its own services
 through ``bascule.http.inference.app:build_app``, reading the effective serving settings
 this command passes in ``BASCULE_SERVING`` (and ``BASCULE_CONFIG`` for ``--config``).
+The workers share their metrics through a fresh temporary directory (``serving.metrics_dir``
+and prometheus_client's ``PROMETHEUS_MULTIPROC_DIR``), removed when the server stops, so
+``GET /metrics`` counts every worker whichever answers; one worker keeps them in memory.
 SIGTERM stops accepting connections, lets in-flight requests finish, flushes the
 prediction log and exits 0.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -198,17 +202,26 @@ def _run(serving: ServingSettings) -> None:
         "lifespan": "on",
     }
     if serving.workers > 1:
-        # Worker processes read their settings like any composition root: pass ours on.
-        os.environ["BASCULE_SERVING"] = serving.model_dump_json()
-        path: Path | None = config_path()
-        if path is not None:
-            os.environ["BASCULE_CONFIG"] = str(path.resolve())
-        uvicorn.run(
-            "bascule.http.inference.app:build_app",
-            factory=True,
-            workers=serving.workers,
-            **common,
-        )
+        # A fresh directory each start: prometheus_client merges every file in it, so files
+        # of an earlier server (same pids, or counters of exited workers) must not be there.
+        with tempfile.TemporaryDirectory(
+            prefix="bascule-metrics-", ignore_cleanup_errors=True
+        ) as shared:
+            # Worker processes read their settings like any composition root: pass ours on.
+            # prometheus_client picks its (mmap) value class when imported, from this
+            # variable: set before the workers start, they inherit it.
+            workers_serving = serving.model_copy(update={"metrics_dir": Path(shared)})
+            os.environ["BASCULE_SERVING"] = workers_serving.model_dump_json()
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared
+            path: Path | None = config_path()
+            if path is not None:
+                os.environ["BASCULE_CONFIG"] = str(path.resolve())
+            uvicorn.run(
+                "bascule.http.inference.app:build_app",
+                factory=True,
+                workers=serving.workers,
+                **common,
+            )
         return
     from prometheus_client import CollectorRegistry
 

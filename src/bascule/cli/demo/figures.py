@@ -126,9 +126,7 @@ def summarise(story: Story, daily: pd.DataFrame, *, currency: str) -> Figures:
         (
             e.day
             for e in events
-            if e.kind == "alias_set"
-            and e.text.startswith("champion:")
-            and e.version != story.first_version
+            if e.kind == "alias_set" and e.alias == "champion" and e.version != story.first_version
         ),
         None,
     )

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from bascule.cli.demo.traffic import Replayer
     from bascule.core.records import ModelEvent
     from bascule.demo.clock import ReplayClock
+    from bascule.monitoring.notifiers import AlertEvent
     from bascule.monitoring.service import MonitorReport
     from bascule.pipelines.automation import RetrainAutomation
     from bascule.pipelines.supervision import RolloutSupervisor
@@ -67,6 +68,8 @@ class StoryEvent:
     """``alert``, ``resolved``, or the kind of a model history event (``gate_passed``…)."""
     text: str
     version: int | None = None
+    alias: str | None = None
+    """The alias that moved (``alias_set`` / ``alias_deleted``)."""
 
 
 @dataclass
@@ -321,14 +324,16 @@ class Story:
                 record.domain_auc = max(record.domain_auc or 0.0, float(r.value))
         for event in report.events:
             kind = "alert" if event.status == "firing" else "resolved"
-            record.events.append(StoryEvent(day, kind, f"{event.alert.rule}: {event.message}"))
+            record.events.append(StoryEvent(day, kind, _alert_line(event)))
 
     def _history(self, day: int, record: DayRecord) -> None:
         events = self.services.registry.history(MODEL)
         fresh, self._seen_events = events[self._seen_events :], len(events)
         for event in fresh:
             if event.kind in SHOWN_EVENTS:
-                record.events.append(StoryEvent(day, event.kind, _describe(event), event.version))
+                record.events.append(
+                    StoryEvent(day, event.kind, _describe(event), event.version, event.alias)
+                )
 
     def _supervise(
         self,
@@ -356,15 +361,29 @@ class Story:
 
 
 def _describe(event: ModelEvent) -> str:
+    """One short line of a history event (its full reason stays on the history)."""
     version = f"v{event.version}" if event.version is not None else ""
+    reason = event.reason.split(";")[0].strip()
+    if len(reason) > 90:
+        reason = reason[:89] + "…"
     if event.kind == "alias_set":
         before = f"v{event.previous_version}" if event.previous_version else "unset"
-        return f"{event.alias}: {before} → {version}" + (
-            f" ({event.reason})" if event.reason else ""
-        )
+        return f"alias {event.alias}: {before} → {version}"
     if event.kind == "alias_deleted":
-        return f"{event.alias} removed ({event.reason})"
-    return f"{event.kind.replace('_', ' ')} {version}: {event.reason}".strip()
+        return f"alias {event.alias} removed"
+    if event.kind == "retrain_started":
+        kinds = ", ".join(str(t.get("kind")) for t in event.details.get("triggers", []))
+        return f"retraining started ({kinds or reason})"
+    return f"{event.kind.replace('_', ' ')} {version}: {reason}".strip()
+
+
+def _alert_line(event: AlertEvent) -> str:
+    a = event.alert
+    if event.status == "firing":
+        value = "" if a.value is None else f"{a.value:,.4g} {a.comparison} {a.threshold:,.4g}"
+        return f"ALERT {a.rule} ({a.severity}): {a.metric} {value}".strip()
+    value = "" if a.resolved_value is None else f" ({a.metric} {a.resolved_value:,.4g})"
+    return f"resolved {a.rule}{value}"
 
 
 def cost_per_1000(frame: pd.DataFrame, decision: str = "decision") -> float:
