@@ -201,16 +201,7 @@ def _build_monitoring(services: Services) -> tuple[MonitoringService, httpx.Clie
         return read_predictions(store, model, start=start, end=end)
 
     costs = {
-        name: CostMatrix(
-            fp_cost=c.fp_cost,
-            fn_cost=c.fn_cost,
-            tp_value=c.tp_value,
-            tn_value=c.tn_value,
-            fp_cost_column=cost_column(c.fp_cost_column),
-            fn_cost_column=cost_column(c.fn_cost_column),
-            tp_value_column=cost_column(c.tp_value_column),
-            currency=c.currency,
-        )
+        name: CostMatrix.from_settings(c, column=cost_column)
         for name, m in settings.models.items()
         if (c := m.cost) is not None
     }

@@ -11,7 +11,7 @@ it to 1,000 predictions so windows of different sizes compare.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bascule.core.errors import InvalidInputError
+from bascule.core.monitoring_settings import CostSettings
 
 __all__ = ["BusinessCost", "CostMatrix", "business_cost"]
 
@@ -74,6 +75,29 @@ class CostMatrix:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value):
                 raise InvalidInputError.for_field(name, value, "a finite number")
+
+    @classmethod
+    def from_settings(
+        cls, cost: CostSettings, *, column: Callable[[str | None], str | None] | None = None
+    ) -> CostMatrix:
+        """The matrix of a model's ``monitoring.models.<model>.cost`` settings.
+
+        Args:
+            cost: The settings.
+            column: Maps a column named in the settings to the frame's column (monitoring
+                maps ``outcome`` to the joined feedback's outcome); default: as named.
+        """
+        rename = column or (lambda name: name)
+        return cls(
+            fp_cost=cost.fp_cost,
+            fn_cost=cost.fn_cost,
+            tp_value=cost.tp_value,
+            tn_value=cost.tn_value,
+            fp_cost_column=rename(cost.fp_cost_column),
+            fn_cost_column=rename(cost.fn_cost_column),
+            tp_value_column=rename(cost.tp_value_column),
+            currency=cost.currency,
+        )
 
     @property
     def columns(self) -> list[str]:

@@ -42,18 +42,7 @@ __all__ = ["RetrainOutcome", "Retrainer", "cost_matrix", "retrain_lock"]
 
 def cost_matrix(cost: CostSettings | None) -> CostMatrix | None:
     """The cost matrix of a model's ``monitoring.models.<model>.cost`` (columns of the data)."""
-    if cost is None:
-        return None
-    return CostMatrix(
-        fp_cost=cost.fp_cost,
-        fn_cost=cost.fn_cost,
-        tp_value=cost.tp_value,
-        tn_value=cost.tn_value,
-        fp_cost_column=cost.fp_cost_column,
-        fn_cost_column=cost.fn_cost_column,
-        tp_value_column=cost.tp_value_column,
-        currency=cost.currency,
-    )
+    return None if cost is None else CostMatrix.from_settings(cost)
 
 
 def retrain_lock(

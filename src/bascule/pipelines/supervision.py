@@ -386,16 +386,7 @@ class RolloutSupervisor:
                 truth.append(coerce_label(decode_label(label, kind), signature, name))
             except InvalidInputError:
                 truth.append(decode_label(label, kind))
-        matrix = CostMatrix(
-            fp_cost=cost.fp_cost,
-            fn_cost=cost.fn_cost,
-            tp_value=cost.tp_value,
-            tn_value=cost.tn_value,
-            fp_cost_column=cost_column(cost.fp_cost_column),
-            fn_cost_column=cost_column(cost.fn_cost_column),
-            tp_value_column=cost_column(cost.tp_value_column),
-            currency=cost.currency,
-        )
+        matrix = CostMatrix.from_settings(cost, column=cost_column)
         prices = labelled.copy()
         for column in matrix.columns:
             if column in prices.columns:  # a missing price counts as 0, as in monitoring

@@ -42,12 +42,13 @@ def check_window(start: datetime | None, end: datetime | None) -> None:
         )
 
 
-def _hour_of(key: str, folder: str) -> datetime | None:
-    """The hour a partition key covers, or None if it is not a partition file."""
+def hour_of(key: str, folder: str, suffix: str = ".parquet") -> datetime | None:
+    """The hour a ``date=…/hour=…/<file><suffix>`` partition key under ``folder`` covers, or
+    None if it is not such a file (the prediction log's and the usage log's layout)."""
     rest = key[len(folder) :].split("/")
     if len(rest) != 3 or not rest[0].startswith("date=") or not rest[1].startswith("hour="):
         return None
-    if not rest[2].endswith(".parquet"):
+    if not rest[2].endswith(suffix):
         return None
     try:
         day = datetime.strptime(rest[0][5:], "%Y-%m-%d").replace(tzinfo=UTC)
@@ -72,7 +73,7 @@ def partition_keys(
     keys = []
     for p in prefixes:
         for key in store.list(p):
-            hour = _hour_of(key, folder)
+            hour = hour_of(key, folder)
             if hour is None:
                 continue
             if (start is None or hour + _HOUR > start) and (end is None or hour < end):

@@ -30,6 +30,7 @@ from typing import Any, Final
 
 from bascule.core.errors import InvalidInputError
 from bascule.store._prediction_parquet import model_prefix
+from bascule.store._prediction_query import hour_of
 from bascule.store.artifacts.base import ArtifactStore, check_key
 
 __all__ = ["RouteUsage", "UsageLog", "UsageRecord", "read_usage"]
@@ -181,20 +182,6 @@ class UsageLog:
         return len(groups)
 
 
-def _hour_of(key: str, folder: str) -> datetime | None:
-    rest = key[len(folder) :].split("/")
-    if len(rest) != 3 or not rest[0].startswith("date=") or not rest[1].startswith("hour="):
-        return None
-    if not rest[2].endswith(".jsonl"):
-        return None
-    try:
-        day = datetime.strptime(rest[0][5:], "%Y-%m-%d").replace(tzinfo=UTC)
-        hour = int(rest[1][5:])
-    except ValueError:
-        return None
-    return day + timedelta(hours=hour) if 0 <= hour < 24 else None
-
-
 def _check(name: str, value: datetime | None) -> None:
     if value is not None and value.utcoffset() is None:
         raise InvalidInputError.for_field(
@@ -241,7 +228,7 @@ def read_usage(
     out: list[UsageRecord] = []
     for p in prefixes:
         for key in store.list(p):
-            hour = _hour_of(key, folder)
+            hour = hour_of(key, folder, ".jsonl")
             if hour is None:
                 continue
             if (start is not None and hour + _HOUR <= start) or (

@@ -18,6 +18,7 @@ import pandas as pd
 
 from bascule.business.costs import CostMatrix
 from bascule.cli.demo.scenario import MODEL
+from bascule.cli.demo.story import cost_per_1000
 from bascule.monitoring.evaluation import input_frame
 
 if TYPE_CHECKING:
@@ -103,12 +104,7 @@ def daily_costs(story: Story, costs: CostMatrix, counterfactual: pd.DataFrame) -
 
 
 def _per_1000(costs: CostMatrix, frame: pd.DataFrame, column: str) -> float:
-    result = costs.evaluate(
-        frame["is_fraud"].to_numpy() == 1,
-        frame[column].to_numpy().astype(np.int64) == 1,
-        frame=frame,
-    )
-    return float(result.per_1000)
+    return cost_per_1000(frame.assign(**{column: frame[column].astype(np.int64)}), costs, column)
 
 
 def _mean(frame: pd.DataFrame, column: str, days: range) -> float | None:

@@ -98,7 +98,7 @@ def run_story(base: Settings, *, seed: int, as_json: bool = False, days: int = 2
     out = console if not as_json else console.__class__(stderr=True)
     try:
         with Timeline(out, currency=costs.currency) as timeline:
-            story = Story(services, scenario, clock, root, on_step=timeline.step)
+            story = Story(services, scenario, clock, root, costs, on_step=timeline.step)
             story.check_fresh()
             project_file = _write_project_file(settings, root)
             story.prepare()

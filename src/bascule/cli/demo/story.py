@@ -34,6 +34,7 @@ from bascule.demo.features import FEATURE_SERVICE
 from bascule.demo.world import Bank, customer_aggregates
 
 if TYPE_CHECKING:
+    from bascule.business.costs import CostMatrix
     from bascule.cli.demo.traffic import Replayer
     from bascule.core.records import ModelEvent
     from bascule.demo.clock import ReplayClock
@@ -101,6 +102,7 @@ class Story:
         scenario: The story's numbers.
         clock: The replay clock the services (and the server) read.
         root: Folder of the demo's data (warehouse, feature files, report).
+        costs: The model's cost matrix (the project's monitoring settings).
         on_step: Called with a line saying what is happening now.
     """
 
@@ -110,10 +112,12 @@ class Story:
         scenario: Scenario,
         clock: ReplayClock,
         root: Path,
+        costs: CostMatrix,
         *,
         on_step: Callable[[str], None] | None = None,
     ) -> None:
         self.services = services
+        self.costs = costs
         self.scenario = scenario
         self.clock = clock
         self.root = root
@@ -290,7 +294,9 @@ class Story:
                 self._write_warehouse(tx, f"replay-{labelled:02d}")
             with self._timed("feedback_s"):
                 self._feedback(labelled, tx)
-            self.days[labelled - 1].cost_per_1000 = cost_per_1000(self._served(labelled))
+            self.days[labelled - 1].cost_per_1000 = cost_per_1000(
+                self._served(labelled), self.costs
+            )
         since = self.bank.midnight(s.bank_day(max(1, arrived[0] if arrived else day)))
         with self._timed("monitoring_s"):
             report = self.services.monitoring.run(MODEL, window="1d", since=since, until=end)
@@ -386,11 +392,8 @@ def _alert_line(event: AlertEvent) -> str:
     return f"resolved {a.rule}{value}"
 
 
-def cost_per_1000(frame: pd.DataFrame, decision: str = "decision") -> float:
-    """Business cost per 1,000 transactions (a missed fraud costs its amount, a review 5)."""
-    from bascule.business.costs import CostMatrix
-
-    costs = CostMatrix(fp_cost=5.0, fn_cost_column="amount")
+def cost_per_1000(frame: pd.DataFrame, costs: CostMatrix, decision: str = "decision") -> float:
+    """What the decisions in ``frame`` cost per 1,000 transactions under ``costs``."""
     result = costs.evaluate(
         frame["is_fraud"].to_numpy() == 1, frame[decision].to_numpy() == 1, frame=frame
     )
