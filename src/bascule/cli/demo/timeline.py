@@ -110,9 +110,15 @@ class Timeline:
             return
         d = self._cells(record)
         events = record.events
+        labelled = [x for x in self._days if x.cost_per_1000 is not None]
+        known = (
+            f"  labels in: day {labelled[-1].day} cost/1k {_money(labelled[-1].cost_per_1000)}"
+            if labelled
+            else ""
+        )
         line = (
             f"day {d[0]:>2} {d[1]:<12} traffic {d[2]:>6}  fraud {d[3]:>5}  "
-            f"serving {record.serving:<24}"
+            f"serving {record.serving:<24}{known}"
         )
         self._console.print(line, highlight=False)
         for e in events:
