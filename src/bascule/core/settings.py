@@ -185,6 +185,12 @@ class ServingSettings(_Section):
     number of workers, at least 1 (one core is left to the event loop)."""
     shutdown_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     """On SIGTERM, how long in-flight requests may take to finish (seconds)."""
+    metrics_dir: Path | None = None
+    """Directory through which the worker processes of one server share their metrics
+    (prometheus_client's multiprocess mode: ``PROMETHEUS_MULTIPROC_DIR`` must name the same
+    empty directory when the processes start). ``bascule serve --workers N`` (N > 1) sets
+    both to a fresh temporary directory each start and removes it at exit; unset: each
+    process keeps its own metrics in memory."""
     batching: BatchingSettings = BatchingSettings()
     """Adaptive batching."""
     prediction_log: PredictionLogSettings = PredictionLogSettings()

@@ -108,15 +108,18 @@ def serve_env(home: Home) -> dict[str, str]:
 
 @pytest.fixture
 def start_server(home: Home, tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """``start_server("fraud@champion", "--workers", "2")``: started and ready, stopped after."""
+    """``start_server("fraud@champion", "--workers", "2")``: started and ready, stopped after.
+
+    ``env`` adds environment variables (``TMPDIR``, to find the server's temporary files).
+    """
     started: list[Server] = []
 
-    def start(*args: str, ready_timeout: float = 90) -> Server:
+    def start(*args: str, ready_timeout: float = 90, env: dict[str, str] | None = None) -> Server:
         port = free_port()
         process = subprocess.Popen(
             [sys.executable, "-m", "bascule.cli.main", "serve", *args, "--port", str(port)],
             cwd=tmp_path,
-            env=bascule_env(home),
+            env={**bascule_env(home), **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

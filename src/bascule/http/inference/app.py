@@ -32,7 +32,6 @@ from bascule._version import __version__
 from bascule.core.settings import ServingSettings
 from bascule.core.v2 import InferenceRequest
 from bascule.http.errors import install_error_handlers
-from bascule.http.inference.feature_metrics import FeatureLookupCollector
 from bascule.http.inference.metrics import InferenceMetrics
 from bascule.http.inference.routes import Answer, InferenceEndpoints, build_router
 from bascule.http.middleware import client_request_id, new_request_id
@@ -158,13 +157,13 @@ def create_app(
         dataplane: Answers the requests; started by the app's lifespan (in the background,
             so liveness answers while models load) and closed at shutdown.
         settings: The serving settings (body size limit).
-        metrics: The metrics the data plane reports to (a fresh registry if None).
+        metrics: The metrics the data plane reports to (a fresh registry if None); when they
+            are shared with other workers, the lifespan publishes this worker's share.
         on_shutdown: Called after the data plane is closed (releases services).
     """
     if metrics is None:
         metrics = InferenceMetrics(CollectorRegistry())
     metrics.watch(dataplane)
-    FeatureLookupCollector.install(dataplane, metrics.registry)
     endpoints = InferenceEndpoints(dataplane, metrics, max_body_bytes=settings.max_body_bytes)
 
     async def start() -> None:
@@ -179,12 +178,14 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         loading = asyncio.create_task(start(), name="bascule-model-loading")
         try:
-            yield
+            async with metrics.publishing():
+                yield
         finally:
             if not loading.done():
                 loading.cancel()
             await asyncio.gather(loading, return_exceptions=True)
             await dataplane.close()
+            metrics.close()
             if on_shutdown is not None:
                 on_shutdown()
 
@@ -218,7 +219,8 @@ def build_app() -> InferenceApp:
 
     settings = load_settings()
     services = build_services(settings)
-    metrics = InferenceMetrics(CollectorRegistry())
+    # serving.metrics_dir: one of several workers (bascule serve --workers N), sharing metrics.
+    metrics = InferenceMetrics(CollectorRegistry(), shared_dir=settings.serving.metrics_dir)
     dataplane = build_dataplane(
         services.registry,
         services.artifacts,
