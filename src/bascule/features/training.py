@@ -28,6 +28,7 @@ from bascule.features.transform import run_on_demand_frame
 
 if TYPE_CHECKING:
     import duckdb
+    import numpy as np
     import pandas as pd
     import pyarrow as pa
 
@@ -104,8 +105,9 @@ def build_lineage(
     return FeatureLineage(selection.refs, tuple(parts_lineage), tuple(od), rows, digest)
 
 
-def _entity_table(entity_df: Any) -> pa.Table | str:
-    """An Arrow table with a row number, or SQL reading Parquet files in file-row order.
+def _entity_input(entity_df: Any) -> pd.DataFrame | pa.Table | str:
+    """The entity rows as given: a DataFrame (with a fresh RangeIndex), an Arrow table, or SQL
+    reading Parquet files in file-row order with a row number.
 
     Raises:
         InvalidInputError: not a DataFrame, an Arrow table, or a Parquet path.
@@ -120,24 +122,66 @@ def _entity_table(entity_df: Any) -> pa.Table | str:
             "filename = true, file_row_number = true))"
         )
     if isinstance(entity_df, pa.Table):
-        table = entity_df
-    else:
-        import pandas as pd
+        return entity_df
+    import pandas as pd
 
-        if not isinstance(entity_df, pd.DataFrame):
-            raise InvalidInputError.for_field(
-                "entity_df",
-                type(entity_df).__name__,
-                "a pandas DataFrame, a pyarrow Table, or a Parquet path",
-            )
-        table = pa.Table.from_pandas(entity_df, preserve_index=False)
+    if not isinstance(entity_df, pd.DataFrame):
+        raise InvalidInputError.for_field(
+            "entity_df",
+            type(entity_df).__name__,
+            "a pandas DataFrame, a pyarrow Table, or a Parquet path",
+        )
+    # Copy-on-write: a cheap snapshot; later edits of the caller's frame do not show here.
+    return entity_df.reset_index(drop=True)
+
+
+def _column_names(frame: pd.DataFrame | pa.Table) -> dict[str, Any]:
+    """Column name (as text) → the frame's own label."""
+    import pyarrow as pa
+
+    labels = frame.column_names if isinstance(frame, pa.Table) else list(frame.columns)
+    return {str(c): c for c in labels}
+
+
+def _with_row_numbers(frame: pd.DataFrame | pa.Table, labels: Sequence[Any] | None) -> pa.Table:
+    """``frame`` (only the columns ``labels``, when given) as Arrow, plus the row number."""
     import numpy as np
+    import pyarrow as pa
 
+    if isinstance(frame, pa.Table):
+        table = frame if labels is None else frame.select(list(labels))
+    else:
+        part = frame if labels is None else frame[list(labels)]
+        table = pa.Table.from_pandas(part, preserve_index=False)
     return table.append_column(_ROW, pa.array(np.arange(table.num_rows, dtype=np.int64)))
 
 
+def _entity_order(table: pa.Table, rows: int) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """Positions in ``table`` (the join's output, in DuckDB's order) of entity rows 0, 1, …
+
+    Raises:
+        IntegrityError: some entity row is missing or repeated (a bug; never silent).
+    """
+    import numpy as np
+
+    numbers = table.column(_ROW).to_numpy()
+    order = np.full(rows, -1, dtype=np.int64)
+    order[numbers] = np.arange(len(numbers), dtype=np.int64)
+    if len(numbers) != rows or (order < 0).any():
+        raise IntegrityError(
+            f"the point-in-time join did not return each of the {rows} entity rows once"
+        )
+    return order
+
+
 class TrainingSet:
-    """A point-in-time join waiting to run; see the module docstring."""
+    """A point-in-time join waiting to run; see the module docstring.
+
+    Entity rows given in memory stay in memory: only their join keys, timestamp and row
+    number go through DuckDB, and the feature columns that come back are put in the rows'
+    order by their row numbers (no sort). ``to_parquet`` sends every column through DuckDB
+    and sorts there, so a result larger than memory streams to disk.
+    """
 
     def __init__(
         self,
@@ -149,43 +193,60 @@ class TrainingSet:
         lineage_parts: tuple[Sequence[ViewLineage], Sequence[OnDemandLineage]],
     ) -> None:
         self._offline = offline
-        self._entity = _entity_table(entity_df)
+        entity = _entity_input(entity_df)
+        self._frame = None if isinstance(entity, str) else entity
+        self._path_sql = entity if isinstance(entity, str) else None
         self._selection = selection
         self._ts = timestamp_column
-        con = self._open()
+        self._keys: pa.Table | None = None
+        if self._frame is not None:
+            labels = _column_names(self._frame)
+            self._check_names(list(labels))
+            needed = dict.fromkeys([timestamp_column, *selection.join_keys])
+            self._keys = _with_row_numbers(self._frame, [labels[c] for c in needed])
+            self.rows = self._keys.num_rows
+        con = self._open(wide=self._frame is None)
         try:
             columns = {
                 str(r[0]): str(r[1])
                 for r in con.execute("DESCRIBE SELECT * FROM entity_rows").fetchall()
             }
-            count_row = first_row(con.execute("SELECT count(*) FROM entity_rows").fetchall())
+            if self._frame is None:
+                self._check_names([c for c in columns if c != _ROW])
+                count_row = first_row(con.execute("SELECT count(*) FROM entity_rows").fetchall())
+                self.rows = int(count_row[0]) if count_row else 0
             source_times = {
                 offline.describe(p.view.source, con).get(p.view.source.timestamp_field)
                 for p in selection.views
             }
         finally:
             con.close()
+        ts_type = columns[timestamp_column]
+        if not ts_type.startswith(_TIME_TYPES):
+            raise InvalidInputError.for_field(
+                f"entity column {timestamp_column!r}", ts_type, "timestamps (datetime64 or DATE)"
+            )
         # Compare times as they are when every side has the same type; else all as UTC TIMESTAMP.
-        self._cast_time = source_times != {columns.get(timestamp_column)}
-        self._check_columns(columns)
-        self._columns = [c for c in columns if c != _ROW]
-        self.rows = int(count_row[0]) if count_row else 0
+        self._cast_time = source_times != {ts_type}
         self.lineage = build_lineage(selection, lineage_parts[0], lineage_parts[1], self.rows)
-        self._sql = self._build_sql()
 
-    def _open(self) -> duckdb.DuckDBPyConnection:
+    def _open(self, *, wide: bool) -> duckdb.DuckDBPyConnection:
+        """A connection where ``entity_rows`` holds the entity rows and their row numbers:
+        every column when ``wide``, else the join keys and the timestamp only."""
         con = self._offline.connect()
-        if isinstance(self._entity, str):
-            con.execute(f"CREATE VIEW entity_rows AS SELECT * FROM {self._entity}")
+        if self._path_sql is not None:
+            con.execute(f"CREATE TEMP VIEW entity_rows AS SELECT * FROM {self._path_sql}")
+        elif wide and self._frame is not None:
+            con.register("entity_rows", _with_row_numbers(self._frame, None))
         else:
-            con.register("entity_rows", self._entity)
+            con.register("entity_rows", self._keys)
         return con
 
-    def _check_columns(self, columns: dict[str, str]) -> None:
+    def _check_names(self, columns: list[str]) -> None:
         sel = self._selection
         needed = [self._ts, *sel.join_keys, *sel.request]
         missing = [c for c in dict.fromkeys(needed) if c not in columns]
-        have = ", ".join(repr(c) for c in columns if c != _ROW)
+        have = ", ".join(repr(c) for c in columns)
         if missing:
             raise InvalidInputError(
                 f"entity rows lack column(s) {', '.join(repr(m) for m in missing)} "
@@ -194,11 +255,6 @@ class TrainingSet:
                 field="entity_df",
                 missing=missing,
             )
-        ts_type = columns[self._ts]
-        if not ts_type.startswith(_TIME_TYPES):
-            raise InvalidInputError.for_field(
-                f"entity column {self._ts!r}", ts_type, "timestamps (datetime64 or DATE)"
-            )
         clash = [o for o in sel.outputs if o in columns]
         if clash:
             raise InvalidInputError(
@@ -206,7 +262,10 @@ class TrainingSet:
                 "rename them or pass full_feature_names=True"
             )
 
-    def _build_sql(self) -> str:
+    def _sql(self, *, wide: bool, ordered: bool) -> str:
+        """The join. Its rows come in DuckDB's order with their row number, unless ``ordered``
+        (entity order, no row number); they carry every entity column when ``wide``, else
+        the row number and the features only."""
         sel = self._selection
         selects: list[str] = []
         joins: list[str] = []
@@ -228,13 +287,16 @@ class TrainingSet:
                     )
                 name = out if out is not None else _hidden(part.view.name, f.name)
                 selects.append(f"{value} AS {quote(name)}")
-        body = ", ".join(["e.* EXCLUDE (" + _ETS + ")", *selects])
         ets = f"CAST({quote(self._ts)} AS TIMESTAMP)" if self._cast_time else quote(self._ts)
-        entity = f"(SELECT *, {ets} AS {_ETS} FROM entity_rows) e"
-        return (
-            f"SELECT * EXCLUDE ({_ROW}) FROM (SELECT {body} FROM {entity} {' '.join(joins)}) "
-            f"ORDER BY {_ROW}"
-        )
+        if wide:
+            entity = f"(SELECT *, {ets} AS {_ETS} FROM entity_rows) e"
+            head = f"e.* EXCLUDE ({_ETS})"
+        else:
+            keys = "".join(f", {quote(k)}" for k in sel.join_keys)
+            entity = f"(SELECT {_ROW}{keys}, {ets} AS {_ETS} FROM entity_rows) e"
+            head = f"e.{_ROW}"
+        sql = f"SELECT {', '.join([head, *selects])} FROM {entity} {' '.join(joins)}"
+        return f"SELECT * EXCLUDE ({_ROW}) FROM ({sql}) ORDER BY {_ROW}" if ordered else sql
 
     # -- results ----------------------------------------------------------------------------------
 
@@ -250,6 +312,18 @@ class TrainingSet:
                 f"the point-in-time join returned {n} rows for {self.rows} entity rows"
             )
 
+    def _joined(self) -> tuple[pa.Table, np.ndarray[Any, np.dtype[np.int64]]]:
+        """The join's output in DuckDB's order, and where each entity row is in it."""
+        wide = self._frame is None
+        table = self._run(lambda con: arrow_table(con, self._sql(wide=wide, ordered=False)), wide)
+        self._check_rows(table.num_rows)
+        return table, _entity_order(table, self.rows)
+
+    def _plain(self) -> bool:
+        """Whether the join's columns are the result (no on-demand view, no hidden input)."""
+        sel = self._selection
+        return not sel.on_demand and all(o is not None for p in sel.views for o in p.outputs)
+
     def to_arrow(self) -> pa.Table:
         """Run the join; one row per entity row, in order.
 
@@ -259,13 +333,18 @@ class TrainingSet:
         """
         import pyarrow as pa
 
-        table = self._run(lambda con: arrow_table(con, self._sql))
-        self._check_rows(table.num_rows)
-        if not self._selection.on_demand and not any(
-            o is None for p in self._selection.views for o in p.outputs
-        ):
-            return table
-        return pa.Table.from_pandas(self._finish(table.to_pandas()), preserve_index=False)
+        if not self._plain():
+            return pa.Table.from_pandas(self.to_df(), preserve_index=False)
+        table, order = self._joined()
+        joined = table.drop_columns([_ROW]).take(pa.array(order))
+        if self._frame is None:
+            return joined
+        out = self._frame
+        if not isinstance(out, pa.Table):
+            out = pa.Table.from_pandas(out, preserve_index=False)
+        for name in joined.column_names:
+            out = out.append_column(name, joined.column(name))
+        return out
 
     def to_df(self) -> pd.DataFrame:
         """Run the join and return a pandas DataFrame (see :meth:`to_arrow`).
@@ -274,9 +353,25 @@ class TrainingSet:
             InvalidInputError: the sources or the entity rows cannot be read or joined.
             IntegrityError: the join returned another number of rows.
         """
-        table = self._run(lambda con: arrow_table(con, self._sql))
-        self._check_rows(table.num_rows)
-        return self._finish(table.to_pandas())
+        import pandas as pd
+        import pyarrow as pa
+
+        table, order = self._joined()
+        # Column by column, each put in entity order as it becomes pandas (pandas' own take
+        # keeps every dtype as Arrow's conversion made it).
+        columns = {
+            name: table.column(name).to_pandas().array.take(order)
+            for name in table.column_names
+            if name != _ROW
+        }
+        del table
+        frame = pd.DataFrame(columns, index=pd.RangeIndex(self.rows), copy=False)
+        if self._frame is not None:
+            given = self._frame
+            if isinstance(given, pa.Table):
+                given = given.to_pandas()
+            frame = pd.concat([given, frame], axis=1)
+        return self._finish(frame)
 
     def to_parquet(self, path: str | Path, *, batch_rows: int = 200_000) -> int:
         """Run the join straight into a Parquet file, streaming (memory stays bounded).
@@ -292,11 +387,11 @@ class TrainingSet:
         import pyarrow.parquet as pq
 
         target = str(Path(path)).replace("'", "''")
+        sql = self._sql(wide=True, ordered=True)
         if not self._selection.on_demand:
             row = self._run(
-                lambda con: con.execute(
-                    f"COPY ({self._sql}) TO '{target}' (FORMAT parquet)"
-                ).fetchall()
+                lambda con: con.execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet)").fetchall(),
+                True,
             )
             n = int(row[0][0]) if row else 0
             self._check_rows(n)
@@ -306,7 +401,7 @@ class TrainingSet:
             written = 0
             writer: pq.ParquetWriter | None = None
             try:
-                for batch in arrow_reader(con, self._sql, batch_rows):
+                for batch in arrow_reader(con, sql, batch_rows):
                     frame = self._finish(batch.to_pandas())
                     out = pa.Table.from_pandas(frame, preserve_index=False)
                     if writer is None:
@@ -318,14 +413,14 @@ class TrainingSet:
                     writer.close()
             return written
 
-        n = self._run(stream)
+        n = self._run(stream, True)
         self._check_rows(n)
         return n
 
-    def _run(self, fn: Callable[[duckdb.DuckDBPyConnection], _T]) -> _T:
+    def _run(self, fn: Callable[[duckdb.DuckDBPyConnection], _T], wide: bool) -> _T:
         import duckdb
 
-        con = self._open()
+        con = self._open(wide=wide)
         try:
             return fn(con)
         except duckdb.Error as exc:
