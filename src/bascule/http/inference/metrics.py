@@ -149,7 +149,8 @@ class InferenceMetrics:
             plane are copied to the shared files.
 
     Raises:
-        ConfigError: ``shared_dir`` is given but prometheus_client does not write there.
+        ConfigError: ``shared_dir`` is not a directory, or prometheus_client keeps this
+            process's values in memory (``PROMETHEUS_MULTIPROC_DIR`` unset at its import).
     """
 
     def __init__(
