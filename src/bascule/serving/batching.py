@@ -1,7 +1,7 @@
 """AdaptiveBatcher: merge concurrent requests into one model call, with a bounded queue.
 
 The contract is Ray Serve's: ``fn`` takes a list of items and returns a list of results of
-the same length, in order. ``fn`` runs in an executor (one dedicated thread by default), so
+the same length, in order. ``fn`` runs in another thread (one of its own by default), so
 the event loop keeps parsing requests while onnxruntime, which releases the GIL, computes.
 
 Dispatch rule (one consumer task; ``rows(item)`` rows per item):
@@ -29,6 +29,12 @@ Dispatch rule (one consumer task; ``rows(item)`` rows per item):
 
 Time is read from the injected :class:`~bascule.core.clock.Clock`; the ``max_wait_s`` timer is
 the injected ``sleep`` (``asyncio.sleep`` by default, ``FakeClock.sleep`` in tests).
+
+By default ``fn`` runs in a thread of the batcher's own (:class:`_Worker`): a batch goes to it
+through a queue and its result comes back with one ``call_soon_threadsafe``, without the
+``concurrent.futures`` future, its lock and the chaining to an asyncio future that
+``run_in_executor`` adds. That hop is paid once per batch: with requests of many rows (each a
+batch of its own), it is paid by every request.
 """
 
 from __future__ import annotations
@@ -38,10 +44,12 @@ import concurrent.futures
 import logging
 import math
 import operator
+import queue
+import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from bascule.core.clock import Clock
 from bascule.core.errors import InvalidInputError, NotReadyError, OverloadedError
@@ -101,6 +109,59 @@ class _Pending(Generic[T, R]):
         self.taken = False
 
 
+def _deliver(future: asyncio.Future[R], result: R) -> None:
+    if not future.done():  # the awaiting batch may have been cancelled
+        future.set_result(result)
+
+
+def _deliver_error(future: asyncio.Future[R], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
+_Job = tuple[Callable[[list[T]], list[R]], list[T], asyncio.Future[list[R]]]
+
+
+class _Worker(Generic[T, R]):
+    """One thread running ``fn`` on the batches it is handed, answering on the batcher's loop.
+
+    Args:
+        loop: The event loop the results are delivered on.
+        name: The thread's name.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, name: str) -> None:
+        self._loop = loop
+        self._jobs: queue.SimpleQueue[_Job[T, R] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def run(self, fn: Callable[[list[T]], list[R]], items: list[T]) -> asyncio.Future[list[R]]:
+        """Hand ``fn(items)`` to the thread; the future resolves on the loop."""
+        future: asyncio.Future[list[R]] = self._loop.create_future()
+        self._jobs.put((fn, items, future))
+        return future
+
+    def stop(self) -> None:
+        """Let the thread end once the batch in hand (if any) is done."""
+        self._jobs.put(None)
+
+    def _serve(self) -> None:
+        jobs, loop = self._jobs, self._loop
+        while (job := jobs.get()) is not None:
+            fn, items, future = job
+            outcome: tuple[Callable[..., None], Any]
+            try:
+                outcome = (_deliver, fn(items))
+            except BaseException as exc:  # noqa: BLE001 - fn's error goes to the awaiting batch
+                outcome = (_deliver_error, exc)
+            try:
+                loop.call_soon_threadsafe(outcome[0], future, outcome[1])
+            except RuntimeError:  # the loop is closed: nobody waits for the answer any more
+                return
+            del job, fn, items, future, outcome  # hold no batch while idle
+
+
 def _buckets(max_batch_size: int) -> tuple[float, ...]:
     bounds: list[float] = []
     b = 1
@@ -122,7 +183,8 @@ class AdaptiveBatcher(Generic[T, R]):
         max_queue: Most items waiting; beyond that :meth:`submit` raises ``OverloadedError``.
         rows: Rows of an item (1 by default).
         clock: Source of monotonic time (batch durations, retry hints).
-        executor: Where ``fn`` runs; by default one dedicated thread, shut down by ``close``.
+        executor: Where ``fn`` runs; by default a thread of the batcher's own, started by the
+            first batch and stopped by ``close``.
         name: Shown in messages and statistics (for example ``"fraud:3"``).
         on_batch: Called on the event loop after each batch with ``(rows, seconds)``.
         sleep: The ``max_wait_s`` timer (``asyncio.sleep``; pass ``FakeClock.sleep`` in tests).
@@ -158,11 +220,10 @@ class AdaptiveBatcher(Generic[T, R]):
         self._max_queue = max_queue
         self._rows = rows
         self._clock = clock
-        self._own_executor = executor is None
-        self._executor = executor or concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"bascule-batch-{name}" if name else "bascule-batch"
-        )
+        self._executor = executor
+        self._worker: _Worker[T, R] | None = None  # started by the first batch (without executor)
         self._name = name
+        self._thread_name = f"bascule-batch-{name}" if name else "bascule-batch"
         self._on_batch = on_batch
         self._sleep = sleep
         self._queue: deque[_Pending[T, R]] = deque()
@@ -258,15 +319,15 @@ class AdaptiveBatcher(Generic[T, R]):
     async def close(self) -> None:
         """Stop accepting items, run every queued item, then stop the consumer (idempotent).
 
-        New calls of :meth:`submit` raise ``NotReadyError`` from now on. The executor is shut
-        down when the batcher created it.
+        New calls of :meth:`submit` raise ``NotReadyError`` from now on. The batcher's own
+        thread ends (an executor passed in is left alone).
         """
         self._closing = True
         self._wakeup.set()
         if self._task is not None:
             await asyncio.shield(self._task)
-        if self._own_executor:
-            self._executor.shutdown(wait=False)
+        if self._worker is not None:
+            self._worker.stop()
 
     # -- the consumer ----------------------------------------------------------------------------
 
@@ -345,9 +406,13 @@ class AdaptiveBatcher(Generic[T, R]):
         self._running = len(batch)
         started = self._clock.monotonic()
         try:
-            results = self._check(
-                await loop.run_in_executor(self._executor, self._fn, items), items
-            )
+            if self._executor is not None:
+                done = await loop.run_in_executor(self._executor, self._fn, items)
+            else:
+                if self._worker is None:
+                    self._worker = _Worker(loop, self._thread_name)
+                done = await self._worker.run(self._fn, items)
+            results = self._check(done, items)
         except Exception as exc:  # noqa: BLE001 - fn's error goes to every caller of the batch
             self._errors += 1
             self._resolve(batch, exc=exc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import math
+import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -430,3 +431,58 @@ async def test_close_drains_queued_items_then_refuses_new_ones(clock, ex):
     assert b.stats().closed
     assert 0 == b.stats().queued
     await b.close()  # idempotent
+
+
+# -- the batcher's own thread ---------------------------------------------------------------------
+
+
+def _batch_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "bascule-batch-m:1"]
+
+
+@pytest.mark.anyio
+async def test_own_thread_runs_fn_off_the_loop_hands_errors_back_and_ends_on_close(clock):
+    loop_thread = threading.get_ident()
+    ran_in: list[int] = []
+
+    def fn(items: list[int]) -> list[int]:
+        ran_in.append(threading.get_ident())
+        if -1 in items:
+            raise ValueError("bad item")
+        return double(items)
+
+    b = make(clock, fn=fn)
+    with anyio.fail_after(10):
+        assert [2, 4, 6] == list(await asyncio.gather(*(b.submit(i) for i in (1, 2, 3))))
+        with pytest.raises(ValueError, match="bad item"):
+            await b.submit(-1)
+        assert 8 == await b.submit(4)  # the thread survives fn's error
+        [thread] = _batch_threads()
+        await b.close()
+        await asyncio.to_thread(thread.join, 5)
+
+    assert loop_thread not in ran_in
+    assert 1 == len(set(ran_in))  # one thread, the batcher's own
+    assert not thread.is_alive()
+    assert 1 == b.stats().errors
+
+
+@pytest.mark.anyio
+async def test_own_thread_answer_of_a_cancelled_batch_is_dropped(clock):
+    started, release = threading.Event(), threading.Event()
+
+    def fn(items: list[int]) -> list[int]:
+        started.set()
+        release.wait(10)
+        return double(items)
+
+    b = make(clock, fn=fn)
+    with anyio.fail_after(10):
+        task = asyncio.ensure_future(b.submit(1))
+        await asyncio.to_thread(started.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+        assert 4 == await b.submit(2)  # the late answer of the first batch went nowhere
+        await b.close()
