@@ -22,6 +22,7 @@ was sent and what is expected.
 
 from __future__ import annotations
 
+import array
 import json
 import math
 import struct
@@ -74,6 +75,7 @@ LITTLE_ENDIAN: Final = {k: v.newbyteorder("<") for k, v in DATATYPES.items() if 
 _BY_DTYPE: Final = {v: k for k, v in DATATYPES.items()}
 _INTEGER: Final = {k for k, v in DATATYPES.items() if v.kind in "iu"}
 _FLOAT: Final = {"FP16", "FP32", "FP64"}
+_ARRAY_CODES: Final = {"FP32": "f", "FP64": "d"}  # array.array type codes of the same dtypes
 BYTES_LENGTH = struct.Struct("<I")
 """The 4-byte little-endian length before each element of binary ``BYTES`` data."""
 _MAX_SHOWN = 60
@@ -212,7 +214,39 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _is_real(value: Any) -> bool:
+    """A number a floating-point tensor can hold (not an integer beyond float64)."""
+    if isinstance(value, float):
+        return True
+    try:
+        return _is_number(value) and math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _flat_floats(datatype: str, shape: tuple[int, ...], data: list[Any]) -> np.ndarray | None:
+    """``data`` as an array when it is a flat list of JSON numbers for an FP32/FP64 tensor of
+    that shape (the common JSON request), else None for the general path.
+
+    ``array.array`` converts the Python floats in C straight to the tensor's dtype, with no
+    float64 intermediate, and refuses what :func:`_json_numbers` would have to look at
+    (strings, nulls, nested lists, integers beyond float64); a list starting with ``true``
+    or ``false`` is left to it too (all booleans are refused there).
+    """
+    code = _ARRAY_CODES.get(datatype)
+    if code is None or not data or type(data[0]) is bool or len(data) != math.prod(shape):
+        return None
+    try:
+        flat = array.array(code, data)
+    except (TypeError, OverflowError):
+        return None
+    return np.frombuffer(flat, dtype=DATATYPES[datatype]).reshape(shape)
+
+
 def _json_numbers(name: str, datatype: str, shape: tuple[int, ...], data: Any) -> np.ndarray:
+    fast = _flat_floats(datatype, shape, data)
+    if fast is not None:
+        return fast
     dtype = DATATYPES[datatype]
     expected = f"{math.prod(shape)} {datatype} values for shape {list(shape)}"
     try:
@@ -231,7 +265,7 @@ def _json_numbers(name: str, datatype: str, shape: tuple[int, ...], data: Any) -
     elif datatype in _FLOAT:
         ok = kind in "fiu"
         if kind == "O":  # null marks a missing value
-            offender = _first_offender(data, lambda v: v is None or _is_number(v))
+            offender = _first_offender(data, lambda v: v is None or _is_real(v))
             if offender is None:
                 arr = np.array(data, dtype=np.float64)
                 ok = True
@@ -249,7 +283,7 @@ def _json_numbers(name: str, datatype: str, shape: tuple[int, ...], data: Any) -
                 ),
             )
         else:
-            offender = _first_offender(data, _is_number)
+            offender = _first_offender(data, _is_real)
         raise _bad(
             name,
             f"sent {_shown(offender)} in data; expected {expected}",

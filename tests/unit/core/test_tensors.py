@@ -49,6 +49,21 @@ def test_every_datatype_decodes_to_its_numpy_dtype(
     assert datatype == datatype_of(arr)
 
 
+@pytest.mark.parametrize("datatype", ["FP32", "FP64"])
+def test_flat_float_data_decodes_exactly_like_numpy_does(datatype: str) -> None:
+    rng = np.random.default_rng(7)
+    data: list[Any] = [float(v) for v in rng.standard_normal(60)]
+    data[3], data[10], data[20] = 7, -(2**70), 1e-320  # integers and a subnormal
+    data[30] = True  # a boolean after the first value is a number, as numpy reads it
+    dtype = np.float32 if datatype == "FP32" else np.float64
+
+    arr = one({"name": "x", "datatype": datatype, "shape": [20, 3], "data": data})
+
+    expected = np.asarray(data, dtype=np.float64).astype(dtype).reshape(20, 3)
+    assert dtype == arr.dtype
+    assert expected.tobytes() == arr.tobytes()
+
+
 def test_null_is_a_missing_value_in_float_and_bytes_tensors() -> None:
     floats = one({"name": "x", "datatype": "FP32", "shape": [3], "data": [1, None, 3]})
     text = one({"name": "c", "datatype": "BYTES", "shape": [2], "data": ["a", None]})
@@ -75,6 +90,10 @@ BAD_INPUTS = [
     (
         {"name": "x", "datatype": "INT64", "shape": [1], "data": [2**70]},
         ["'x'", str(2**70), "INT64"],
+    ),
+    (
+        {"name": "x", "datatype": "FP64", "shape": [2], "data": [1.5, 10**400]},
+        ["'x'", "1000", "2 FP64"],
     ),
     ({"name": "x", "datatype": "INT8", "shape": [1], "data": [300]}, ["'x'", "300", "[-128, 127]"]),
     ({"name": "x", "datatype": "UINT8", "shape": [1], "data": [-1]}, ["'x'", "-1", "[0, 255]"]),
