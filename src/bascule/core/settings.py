@@ -118,8 +118,10 @@ class BatchingSettings(_Section):
 
     enabled: bool = True
     """Merge concurrent requests into one onnxruntime call; off runs each request alone."""
-    max_batch_size: int = Field(default=64, ge=1, le=65_536)
-    """Most rows run in one onnxruntime call (a larger single request still runs whole)."""
+    max_batch_size: int = Field(default=256, ge=1, le=65_536)
+    """Most rows run in one onnxruntime call (a larger single request still runs whole).
+    Above the 64 rows of a typical multi-row request, so that several such requests share
+    one call and its thread hop (a third more 64-row requests per second on 2 cores)."""
     max_wait_ms: float = Field(default=2.0, ge=0, le=1000)
     """Longest a request waits for others to join its batch (milliseconds); an idle
     server runs a lone request at once, so batching adds no latency at concurrency 1."""

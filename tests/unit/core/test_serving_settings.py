@@ -21,7 +21,7 @@ def test_serving_defaults() -> None:
     s = Settings().serving
 
     assert (8080, 1, 1.0) == (s.port, s.workers, s.poll_interval_s)
-    assert (64, 2.0, 1024) == (
+    assert (256, 2.0, 1024) == (
         s.batching.max_batch_size,
         s.batching.max_wait_ms,
         s.batching.max_queue,
