@@ -46,6 +46,7 @@ import math
 import operator
 import queue
 import threading
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -125,6 +126,8 @@ _Job = tuple[Callable[[list[T]], list[R]], list[T], asyncio.Future[list[R]]]
 class _Worker(Generic[T, R]):
     """One thread running ``fn`` on the batches it is handed, answering on the batcher's loop.
 
+    The thread ends on :meth:`stop`, or when the worker is garbage collected.
+
     Args:
         loop: The event loop the results are delivered on.
         name: The thread's name.
@@ -133,8 +136,11 @@ class _Worker(Generic[T, R]):
     def __init__(self, loop: asyncio.AbstractEventLoop, name: str) -> None:
         self._loop = loop
         self._jobs: queue.SimpleQueue[_Job[T, R] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread = threading.Thread(
+            target=_serve, args=(self._jobs, loop), name=name, daemon=True
+        )
         self._thread.start()
+        weakref.finalize(self, self._jobs.put, None)
 
     def run(self, fn: Callable[[list[T]], list[R]], items: list[T]) -> asyncio.Future[list[R]]:
         """Hand ``fn(items)`` to the thread; the future resolves on the loop."""
@@ -146,20 +152,21 @@ class _Worker(Generic[T, R]):
         """Let the thread end once the batch in hand (if any) is done."""
         self._jobs.put(None)
 
-    def _serve(self) -> None:
-        jobs, loop = self._jobs, self._loop
-        while (job := jobs.get()) is not None:
-            fn, items, future = job
-            outcome: tuple[Callable[..., None], Any]
-            try:
-                outcome = (_deliver, fn(items))
-            except BaseException as exc:  # noqa: BLE001 - fn's error goes to the awaiting batch
-                outcome = (_deliver_error, exc)
-            try:
-                loop.call_soon_threadsafe(outcome[0], future, outcome[1])
-            except RuntimeError:  # the loop is closed: nobody waits for the answer any more
-                return
-            del job, fn, items, future, outcome  # hold no batch while idle
+
+def _serve(jobs: queue.SimpleQueue[_Job[T, R] | None], loop: asyncio.AbstractEventLoop) -> None:
+    """The worker thread (holds the queue and the loop, not the worker object)."""
+    while (job := jobs.get()) is not None:
+        fn, items, future = job
+        outcome: tuple[Callable[..., None], Any]
+        try:
+            outcome = (_deliver, fn(items))
+        except BaseException as exc:  # noqa: BLE001 - fn's error goes to the awaiting batch
+            outcome = (_deliver_error, exc)
+        try:
+            loop.call_soon_threadsafe(outcome[0], future, outcome[1])
+        except RuntimeError:  # the loop is closed: nobody waits for the answer any more
+            return
+        del job, fn, items, future, outcome  # hold no batch while idle
 
 
 def _buckets(max_batch_size: int) -> tuple[float, ...]:

@@ -451,13 +451,14 @@ async def test_own_thread_runs_fn_off_the_loop_hands_errors_back_and_ends_on_clo
             raise ValueError("bad item")
         return double(items)
 
+    before = set(_batch_threads())
     b = make(clock, fn=fn)
     with anyio.fail_after(10):
         assert [2, 4, 6] == list(await asyncio.gather(*(b.submit(i) for i in (1, 2, 3))))
         with pytest.raises(ValueError, match="bad item"):
             await b.submit(-1)
         assert 8 == await b.submit(4)  # the thread survives fn's error
-        [thread] = _batch_threads()
+        [thread] = set(_batch_threads()) - before
         await b.close()
         await asyncio.to_thread(thread.join, 5)
 
