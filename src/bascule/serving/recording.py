@@ -2,12 +2,12 @@
 
 Each answered request is handed to :meth:`PredictionRecorder.record`, which only appends a
 tuple (O(1), no array work). Every ``max_pending`` answers, or ``max_delay_s`` after the
-first one, :meth:`PredictionRecorder.flush` gathers the answers of each model version into one
-:class:`~bascule.store.predictions.PredictionBatch` and appends it to the log. No array is
-copied on the event loop: the requests' feeds and outputs are joined (one ``np.concatenate``
-per feed and output) and cut into feature and output columns later, by the log's flusher
-thread, when it reads them. With requests of many rows that copy is most of the recording
-cost, and the event loop is the thread every request waits for.
+first one, :meth:`PredictionRecorder.flush` joins the answers of each model version into one
+:class:`~bascule.store.predictions.PredictionBatch` (one ``np.concatenate`` per feed and
+output: under load, the answers of several executed batches at once) and appends it to the
+log. The feature and output columns of a record are views made later, by the log's flusher
+thread, when it reads them: a buffered record holds a few contiguous arrays, not dozens of
+small ones per request.
 """
 
 from __future__ import annotations
@@ -71,26 +71,21 @@ class PredictionSink(Protocol):
 
 
 class _Deferred(Mapping[str, np.ndarray]):
-    """Columns of several requests' arrays, joined and computed on first access (by the log's
-    flusher thread). The parts come from one model version: same names, dtypes and widths."""
+    """Columns computed from an array dict on first access (by the log's flusher thread)."""
 
-    __slots__ = ("_columns", "_make", "_parts")
+    __slots__ = ("_columns", "_make", "_source")
 
     def __init__(
-        self,
-        make: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]],
-        parts: tuple[dict[str, np.ndarray], ...],
+        self, make: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]], source: Feeds
     ) -> None:
         self._make = make
-        self._parts = parts
+        self._source = source
         self._columns: dict[str, np.ndarray] | None = None
 
     def _get(self) -> dict[str, np.ndarray]:
-        columns = self._columns
-        if columns is None:
-            columns = self._columns = self._make(_join(self._parts))
-            self._parts = ()  # the joined copy is all that is needed from now on
-        return columns
+        if self._columns is None:
+            self._columns = self._make(self._source)
+        return self._columns
 
     def __getitem__(self, key: str) -> np.ndarray:
         return self._get()[key]
@@ -220,7 +215,12 @@ def _batch(
 ) -> PredictionBatch:
     ids, feeds, results, started, answered, routes = zip(*answers, strict=True)
     answered_s = np.array(answered)
-    rows = np.fromiter(map(_rows, feeds), dtype=np.int64, count=len(feeds))
+    inputs = _join(feeds)
+    rows: np.ndarray | list[int]
+    if next(iter(inputs.values())).shape[0] == len(ids):  # one row each: feeds are never empty
+        rows = np.ones(len(ids), dtype=np.int64)
+    else:
+        rows = [next(iter(f.values())).shape[0] for f in feeds]
     return PredictionBatch(
         model_name=model.name,
         model_version=model.version,
@@ -229,12 +229,8 @@ def _batch(
         timestamps_us=wall_us - np.round((now - answered_s) * 1e6).astype(np.int64),
         latencies_ms=(answered_s - np.array(started)) * 1000.0,
         routes=routes,
-        inputs=_Deferred(model.columns, feeds),
-        outputs=_Deferred(model.log_outputs, results),
+        inputs=_Deferred(model.columns, inputs),
+        outputs=_Deferred(model.log_outputs, _join(results)),
         policy=policy,
         features_from=features_from,
     )
-
-
-def _rows(feeds: Feeds) -> int:
-    return int(next(iter(feeds.values())).shape[0])  # feeds are never empty
