@@ -41,7 +41,7 @@ from bascule.core.errors import (
 )
 from bascule.core.feature_binding import FeatureServiceBinding
 from bascule.core.tensors import Tensor
-from bascule.serving.runtime import MATRIX_INPUT, Feeds, ServedModel
+from bascule.serving.runtime import MATRIX_INPUT, Feeds, ServedModel, column_values
 
 if TYPE_CHECKING:
     from bascule.features.online import OnlineFeatures
@@ -274,18 +274,7 @@ def _complete(model: ServedModel, inputs: Sequence[Tensor]) -> bool:
 
 
 def _values(tensor: Tensor) -> list[Any]:
-    arr = tensor.array
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim != 1:
-        raise InvalidInputError(
-            f"input {tensor.name!r}: sent shape {list(tensor.array.shape)}; expected [rows] or "
-            "[rows, 1]",
-            field=f"input {tensor.name!r}",
-            value=list(tensor.array.shape),
-            expected="[rows] or [rows, 1]",
-        )
-    out: list[Any] = arr.tolist()
+    out: list[Any] = column_values(tensor).tolist()
     return out
 
 

@@ -248,17 +248,7 @@ class ServedModel:
         }
 
     def _column(self, tensor: Tensor, datatype: str) -> np.ndarray:
-        arr = tensor.array
-        if arr.ndim == 2 and arr.shape[1] == 1:
-            arr = arr[:, 0]
-        if arr.ndim != 1:
-            raise InvalidInputError(
-                f"input {tensor.name!r}: sent shape {list(tensor.array.shape)}; expected "
-                "[rows] or [rows, 1]",
-                field=f"input {tensor.name!r}",
-                value=list(tensor.array.shape),
-                expected="[rows] or [rows, 1]",
-            )
+        arr = column_values(tensor)
         if datatype == "BYTES":
             if tensor.datatype != "BYTES":
                 raise InvalidInputError(
@@ -520,3 +510,23 @@ def _threshold_rule(
     if all(isinstance(c, int) for c in classes):
         choices = choices.astype(np.int64)
     return index, choices
+
+
+def column_values(tensor: Tensor) -> np.ndarray:
+    """The 1-D values of a per-column input tensor (shape ``[rows]`` or ``[rows, 1]``).
+
+    Raises:
+        InvalidInputError: another shape (named, with what was sent and what is expected).
+    """
+    arr = tensor.array
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise InvalidInputError(
+            f"input {tensor.name!r}: sent shape {list(tensor.array.shape)}; expected "
+            "[rows] or [rows, 1]",
+            field=f"input {tensor.name!r}",
+            value=list(tensor.array.shape),
+            expected="[rows] or [rows, 1]",
+        )
+    return arr

@@ -124,39 +124,11 @@ class FeatureRepository:
     def _remove_one(
         self, conn: Connection, kind: str, name: str, now: int, actor: str
     ) -> AppliedChange | None:
-        obj = conn.execute(
-            select(FeatureObjectRow).where(
-                FeatureObjectRow.kind == kind, FeatureObjectRow.name == name
-            )
-        ).first()
-        if obj is None:
+        latest = _latest_version(conn, kind, name)
+        if latest is None or latest[1] == REMOVED:
             return None
-        current = conn.execute(
-            select(FeatureObjectVersionRow.fingerprint).where(
-                FeatureObjectVersionRow.kind == kind,
-                FeatureObjectVersionRow.name == name,
-                FeatureObjectVersionRow.version == obj.latest_version,
-            )
-        ).scalar_one()
-        if current == REMOVED:
-            return None
-        version = obj.latest_version + 1
-        conn.execute(
-            update(FeatureObjectRow)
-            .where(FeatureObjectRow.kind == kind, FeatureObjectRow.name == name)
-            .values(latest_version=version, updated_at=now)
-        )
-        conn.execute(
-            insert(FeatureObjectVersionRow).values(
-                kind=kind,
-                name=name,
-                version=version,
-                spec={},
-                fingerprint=REMOVED,
-                created_at=now,
-                created_by=actor,
-            )
-        )
+        version = latest[0] + 1
+        _append_version(conn, kind, name, version, {}, REMOVED, now, actor)
         if kind == "view":
             conn.execute(delete(FeatureWatermarkRow).where(FeatureWatermarkRow.view == name))
         return AppliedChange(kind, name, version, "removed", REMOVED)
@@ -171,47 +143,21 @@ class FeatureRepository:
         now: int,
         actor: str,
     ) -> AppliedChange:
-        obj = conn.execute(
-            select(FeatureObjectRow).where(
-                FeatureObjectRow.kind == kind, FeatureObjectRow.name == name
-            )
-        ).first()
+        latest = _latest_version(conn, kind, name)
         status: Literal["created", "updated"]
-        if obj is None:
+        if latest is None:
             conn.execute(
                 insert(FeatureObjectRow).values(
-                    kind=kind, name=name, latest_version=1, created_at=now, updated_at=now
+                    kind=kind, name=name, latest_version=0, created_at=now, updated_at=now
                 )
             )
             version, status = 1, "created"
         else:
-            current = conn.execute(
-                select(FeatureObjectVersionRow.fingerprint).where(
-                    FeatureObjectVersionRow.kind == kind,
-                    FeatureObjectVersionRow.name == name,
-                    FeatureObjectVersionRow.version == obj.latest_version,
-                )
-            ).scalar_one()
-            if current == fingerprint:
-                return AppliedChange(kind, name, obj.latest_version, "unchanged", fingerprint)
-            version = obj.latest_version + 1
-            status = "created" if current == REMOVED else "updated"
-            conn.execute(
-                update(FeatureObjectRow)
-                .where(FeatureObjectRow.kind == kind, FeatureObjectRow.name == name)
-                .values(latest_version=version, updated_at=now)
-            )
-        conn.execute(
-            insert(FeatureObjectVersionRow).values(
-                kind=kind,
-                name=name,
-                version=version,
-                spec=spec,
-                fingerprint=fingerprint,
-                created_at=now,
-                created_by=actor,
-            )
-        )
+            if latest[1] == fingerprint:
+                return AppliedChange(kind, name, latest[0], "unchanged", fingerprint)
+            version = latest[0] + 1
+            status = "created" if latest[1] == REMOVED else "updated"
+        _append_version(conn, kind, name, version, spec, fingerprint, now, actor)
         return AppliedChange(kind, name, version, status, fingerprint)
 
     def latest(self, kind: str | None = None, *, removed: bool = False) -> list[FeatureDefinition]:
@@ -305,3 +251,48 @@ class FeatureRepository:
         )
         with self._db.transaction() as conn:
             conn.execute(stmt)
+
+
+def _latest_version(conn: Connection, kind: str, name: str) -> tuple[int, str] | None:
+    """``(latest version, its fingerprint)`` of a definition, or None if it never existed."""
+    row = conn.execute(
+        select(FeatureObjectVersionRow.version, FeatureObjectVersionRow.fingerprint)
+        .join(
+            FeatureObjectRow,
+            (FeatureObjectRow.kind == FeatureObjectVersionRow.kind)
+            & (FeatureObjectRow.name == FeatureObjectVersionRow.name)
+            & (FeatureObjectRow.latest_version == FeatureObjectVersionRow.version),
+        )
+        .where(FeatureObjectRow.kind == kind, FeatureObjectRow.name == name)
+    ).first()
+    return None if row is None else (int(row[0]), str(row[1]))
+
+
+def _append_version(
+    conn: Connection,
+    kind: str,
+    name: str,
+    version: int,
+    spec: dict[str, Any],
+    fingerprint: str,
+    now: int,
+    actor: str,
+) -> None:
+    """Record ``version`` of a definition (a removal is a version with fingerprint
+    ``REMOVED``) and make it the latest."""
+    conn.execute(
+        update(FeatureObjectRow)
+        .where(FeatureObjectRow.kind == kind, FeatureObjectRow.name == name)
+        .values(latest_version=version, updated_at=now)
+    )
+    conn.execute(
+        insert(FeatureObjectVersionRow).values(
+            kind=kind,
+            name=name,
+            version=version,
+            spec=spec,
+            fingerprint=fingerprint,
+            created_at=now,
+            created_by=actor,
+        )
+    )
