@@ -24,6 +24,13 @@ Dispatch rule (one consumer task; ``rows(item)`` rows per item):
    A batch of one caller never causes a wait, and after a timed-out wait the next batch is
    small, so the estimate decays at once when load drops. Closing ends any wait.
 
+4. **A full batch goes ahead.** When ``max_batch_size`` rows are queued while a batch
+   computes, they are handed to ``fn``'s thread at once, to run right after it: waiting
+   cannot make a full batch bigger, and the thread then goes from one batch to the next
+   without idling for the event loop's turn (at most one batch waits ahead like this).
+   With requests of many rows, which fill a batch by themselves, the model and the event
+   loop work side by side instead of in turns.
+
 ``max_batch_size=1`` turns batching off (each item runs alone; rule 3 never applies), and
 ``max_wait_s=0`` keeps rules 1 and 2 only.
 
@@ -82,7 +89,8 @@ class BatcherStats:
     queued_rows: int
     """Rows of the waiting items."""
     running: int
-    """Items in the batch being computed now."""
+    """Items handed to ``fn`` and not answered yet (the batch computing, and a full batch
+    waiting ahead of it, rule 4)."""
     batches: int
     """Batches run (successful or not)."""
     items: int
@@ -237,6 +245,7 @@ class AdaptiveBatcher(Generic[T, R]):
         self._queued = 0
         self._queued_rows = 0
         self._running = 0
+        self._ahead: tuple[list[_Pending[T, R]], asyncio.Future[list[R]]] | None = None
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -285,6 +294,8 @@ class AdaptiveBatcher(Generic[T, R]):
         self._queued_rows += n
         if len(self._queue) > 2 * self._max_queue:
             self._compact()
+        if self._running:
+            self._dispatch_ahead()
         self._wakeup.set()
         try:
             return await pending.future
@@ -342,21 +353,55 @@ class AdaptiveBatcher(Generic[T, R]):
         try:
             last_items = 0  # callers of the batch that just finished; 0 once the consumer idled
             while True:
-                if not self._queued:
-                    if self._closing:
-                        return
-                    last_items = 0
-                    self._wakeup.clear()
-                    await self._wakeup.wait()
-                    continue  # rule 1: idle, dispatch what is there at once
-                if self._should_wait(last_items):
-                    await self._wait_for(last_items)
-                batch = self._take()
-                if batch:
-                    await self._run(batch)
-                    last_items = len(batch)
+                if self._ahead is not None:  # rule 4: already computing, or next in line
+                    batch, result = self._ahead
+                    self._ahead = None
+                else:
+                    if not self._queued:
+                        if self._closing:
+                            return
+                        last_items = 0
+                        self._wakeup.clear()
+                        await self._wakeup.wait()
+                        continue  # rule 1: idle, dispatch what is there at once
+                    if self._should_wait(last_items):
+                        await self._wait_for(last_items)
+                    batch = self._take()
+                    if not batch:
+                        continue
+                    result = self._dispatch(batch)
+                    self._running += len(batch)
+                await self._run(batch, result)
+                last_items = len(batch)
         finally:
+            self._fail_ahead()
             self._fail_queued()
+
+    def _dispatch(self, batch: list[_Pending[T, R]]) -> asyncio.Future[list[R]]:
+        """Hand the batch to ``fn``'s thread; the future resolves on the loop."""
+        items = [p.item for p in batch]
+        loop = asyncio.get_running_loop()
+        try:
+            if self._executor is not None:
+                return loop.run_in_executor(self._executor, self._fn, items)
+            if self._worker is None:
+                self._worker = _Worker(loop, self._thread_name)
+            return self._worker.run(self._fn, items)
+        except Exception as exc:  # noqa: BLE001 - e.g. a shut-down executor: the batch's error
+            failed: asyncio.Future[list[R]] = loop.create_future()
+            failed.set_exception(exc)
+            return failed
+
+    def _dispatch_ahead(self) -> None:
+        """Rule 4: a batch is computing and a full one is queued: hand it over now."""
+        if (
+            self._ahead is None
+            and self._queued_rows >= self._max_batch_size
+            and not self._closing
+            and (batch := self._take())
+        ):
+            self._ahead = (batch, self._dispatch(batch))
+            self._running += len(batch)
 
     def _should_wait(self, last_items: int) -> bool:
         """Rule 3: most of the last batch's callers are in flight and the queue is short."""
@@ -406,20 +451,18 @@ class AdaptiveBatcher(Generic[T, R]):
                 break
         return batch
 
-    async def _run(self, batch: list[_Pending[T, R]]) -> None:
-        items = [p.item for p in batch]
+    async def _run(self, batch: list[_Pending[T, R]], result: asyncio.Future[list[R]]) -> None:
+        """Wait for a dispatched batch and answer its callers.
+
+        A batch sent ahead (rule 4) is timed from when the one before it was answered, about
+        when ``fn`` started on it.
+        """
         rows = sum(p.rows for p in batch)
-        loop = asyncio.get_running_loop()
-        self._running = len(batch)
         started = self._clock.monotonic()
+        self._dispatch_ahead()  # what queued while the loop was busy elsewhere
         try:
-            if self._executor is not None:
-                done = await loop.run_in_executor(self._executor, self._fn, items)
-            else:
-                if self._worker is None:
-                    self._worker = _Worker(loop, self._thread_name)
-                done = await self._worker.run(self._fn, items)
-            results = self._check(done, items)
+            done = await result
+            results = self._check(done, batch)
         except Exception as exc:  # noqa: BLE001 - fn's error goes to every caller of the batch
             self._errors += 1
             self._resolve(batch, exc=exc)
@@ -429,11 +472,11 @@ class AdaptiveBatcher(Generic[T, R]):
         else:
             self._resolve(batch, results=results)
         finally:
-            self._running = 0
+            self._running -= len(batch)
         seconds = self._clock.monotonic() - started
         self._account(len(batch), rows, seconds)
 
-    def _check(self, results: Iterable[R], items: list[T]) -> list[R]:
+    def _check(self, results: Iterable[R], items: list[_Pending[T, R]]) -> list[R]:
         try:
             out = list(results)
         except TypeError as exc:
@@ -488,6 +531,16 @@ class AdaptiveBatcher(Generic[T, R]):
     def _compact(self) -> None:
         """Drop cancelled entries so the deque stays bounded by about ``2 x max_queue``."""
         self._queue = deque(p for p in self._queue if not p.taken)
+
+    def _fail_ahead(self) -> None:
+        """The consumer stopped with a batch sent ahead: nobody will await its answer."""
+        if self._ahead is None:
+            return
+        batch, result = self._ahead
+        self._ahead = None
+        result.cancel()
+        self._running -= len(batch)
+        self._resolve(batch, exc=NotReadyError(f"batcher {self._name!r} was stopped"))
 
     def _fail_queued(self) -> None:
         """The consumer stopped: nobody will run what is still queued."""

@@ -256,6 +256,65 @@ async def test_close_ends_a_wait_at_once(clock, ex):
     assert [4] == batch
 
 
+# -- rule 4: a full batch goes ahead --------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_full_batch_queued_while_one_computes_is_handed_over_at_once(clock, ex):
+    b = make(clock, ex, max_batch_size=4, max_wait_s=0)  # rule 3 would hold [5] back
+    results: dict[int, int] = {}
+
+    async def call(i: int) -> None:
+        results[i] = await b.submit(i)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call, 0)
+        await settle()
+        for i in range(1, 4):
+            tg.start_soon(call, i)
+        await settle()
+        partial = (ex.pending, b.stats().queued)  # 3 rows: not full, they wait
+        tg.start_soon(call, 4)
+        tg.start_soon(call, 5)
+        await settle()
+        ahead = (ex.pending, b.stats().running, b.stats().queued)
+        batches = []
+        for _ in range(3):
+            batches.append(ex.next_batch())
+            ex.run_next()
+            await settle()
+
+    assert (1, 3) == partial
+    assert (2, 5, 1) == ahead  # [1..4] handed over behind [0]; only one batch goes ahead
+    assert [[0], [1, 2, 3, 4], [5]] == batches
+    assert {i: 2 * i for i in range(6)} == results
+    assert 0 == b.stats().running
+
+
+@pytest.mark.anyio
+async def test_close_answers_a_batch_sent_ahead(clock, ex):
+    b = make(clock, ex, max_batch_size=2)
+    results: list[int] = []
+
+    async def call(i: int) -> None:
+        results.append(await b.submit(i))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call, 0)
+        await settle()
+        tg.start_soon(call, 1)
+        tg.start_soon(call, 2)
+        await settle()
+        tg.start_soon(b.close)
+        await settle()
+        ex.run_next()
+        await settle()
+        ex.run_next()
+
+    assert [0, 2, 4] == sorted(results)
+    assert (0, 0) == (b.stats().queued, b.stats().running)
+
+
 # -- bounded queue --------------------------------------------------------------------------------
 
 
