@@ -44,6 +44,7 @@ log = logging.getLogger("bascule.http")
 _LIVE: Final = b'{"live":true}'
 _READY: Final = b'{"ready":true}'
 _NOT_READY: Final = b'{"ready":false}'
+_GC_YOUNG_THRESHOLD: Final = 20_000  # allocations between young-generation collections
 
 
 class InferenceApp:
@@ -173,6 +174,11 @@ def create_app(
         # objects (pandas, sklearn, onnx) and stalls every request for ~150 ms: the p99.
         gc.collect()
         gc.freeze()
+        # A request allocates a few hundred containers (scope, headers, tensors, answer), so
+        # at the default threshold (700) a young-generation collection runs every two or three
+        # requests; every ~50 costs less in all: +7 % single-row requests/s at concurrency 64,
+        # +4 % with 64-row requests (interleaved A/B runs, 6 pairs each).
+        gc.set_threshold(_GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
