@@ -291,30 +291,6 @@ async def test_full_batch_queued_while_one_computes_is_handed_over_at_once(clock
     assert 0 == b.stats().running
 
 
-@pytest.mark.anyio
-async def test_close_answers_a_batch_sent_ahead(clock, ex):
-    b = make(clock, ex, max_batch_size=2)
-    results: list[int] = []
-
-    async def call(i: int) -> None:
-        results.append(await b.submit(i))
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(call, 0)
-        await settle()
-        tg.start_soon(call, 1)
-        tg.start_soon(call, 2)
-        await settle()
-        tg.start_soon(b.close)
-        await settle()
-        ex.run_next()
-        await settle()
-        ex.run_next()
-
-    assert [0, 2, 4] == sorted(results)
-    assert (0, 0) == (b.stats().queued, b.stats().running)
-
-
 # -- bounded queue --------------------------------------------------------------------------------
 
 
@@ -465,8 +441,9 @@ async def test_on_batch_gets_rows_and_seconds_on_the_clock_and_hook_errors_are_c
 
 
 @pytest.mark.anyio
-async def test_close_drains_queued_items_then_refuses_new_ones(clock, ex):
-    b = make(clock, ex)
+@pytest.mark.parametrize("max_batch_size", [64, 2], ids=["queued", "sent-ahead"])
+async def test_close_drains_queued_items_then_refuses_new_ones(clock, ex, max_batch_size):
+    b = make(clock, ex, max_batch_size=max_batch_size)  # 2: [1, 2] is full, sent ahead (rule 4)
     results: list[int] = []
 
     async def call(i: int) -> None:
@@ -488,7 +465,7 @@ async def test_close_drains_queued_items_then_refuses_new_ones(clock, ex):
 
     assert [0, 2, 4] == sorted(results)
     assert b.stats().closed
-    assert 0 == b.stats().queued
+    assert (0, 0) == (b.stats().queued, b.stats().running)
     await b.close()  # idempotent
 
 
