@@ -21,15 +21,17 @@ server): single-row requests at concurrency 1, 16 and 64, and 64-row requests at
 which the server's CPU time (utime + stime of its whole process tree, from ``/proc``) is read:
 ``..._cpu_per_request_ms`` is that time over the requests answered.
 
-Configurations: bascule with its defaults (adaptive batching, prediction log), without
-batching; MLServer without and with adaptive batching (max_batch_size
-64, max_batch_time 2 ms) and with inference in the server process (``parallel_workers: 0``)
-— ``mlserver_best_*`` is the best of them per load; the FastAPI app. Raw onnxruntime in the
-benchmark's process gives the rows/s ceiling of 64-row batches, on the load's own rows (its
-64-row chunks, cycled; see ``raw_onnxruntime``). bascule's 64-row load also runs with the V2
-binary tensor extension (``--binary``, what ``bascule.Client`` sends). The prediction log's
-cost is measured last, with the log on and off in two servers up at once and their loads
-alternated (``log_on_off``): half-length runs, ``--log-rounds`` pairs, median ratio.
+Configurations: bascule with its defaults (adaptive batching, prediction log, one process),
+without batching, with two worker processes (``--workers 2``; c64 and 64-row loads only);
+MLServer without and with adaptive batching (max_batch_size 64, max_batch_time 2 ms) and with
+inference in the server process (``parallel_workers: 0``) — ``mlserver_best_*`` is the best
+of them per load; the FastAPI app. Raw onnxruntime in the benchmark's process gives the rows/s
+ceiling of 64-row batches, on the load's own rows (its 64-row chunks, cycled; see
+``raw_onnxruntime``), measured just before and after each 64-row load. bascule's 64-row load
+also runs with the V2 binary tensor extension (``--binary``, what ``bascule.Client`` sends).
+The prediction log's cost is measured last, with the log on and off in two servers up at once
+and their loads alternated (``log_on_off``): half-length runs, ``--log-rounds`` pairs, median
+ratio of requests/s, and each side's server CPU per request.
 
 Prints ``name: value unit`` lines on stdout (progress on stderr), then the goal checks
 ``goal_..._met: 1|0 bool (...)``.
@@ -350,15 +352,27 @@ def log_on_off(work: Path, paths: dict[str, Path], loads: list[str], args: Any) 
             for _, url in (on, off):
                 loadtest(url, paths["rows"], load, args.warmup, binary=False)
             rps: dict[str, list[float]] = {"on": [], "off": []}
+            cpu: dict[str, list[float]] = {"on": [], "off": []}  # server ms per request
             for r in range(args.log_rounds):
                 pair = (("on", on), ("off", off)) if r % 2 == 0 else (("off", off), ("on", on))
-                for key, (_, url) in pair:
+                for key, (proc, url) in pair:
+                    before = tree_cpu_seconds(proc.pid)
                     result = loadtest(url, paths["rows"], load, args.log_duration, binary=False)
+                    spent = tree_cpu_seconds(proc.pid) - before
                     rps[key].append(result["throughput_rps"])
+                    cpu[key].append(spent * 1e3 / max(1, result["requests"]))
             ratios = [a / b for a, b in zip(rps["on"], rps["off"], strict=True)]
             out[load] = {"on": rps["on"], "off": rps["off"], "ratio": statistics.median(ratios)}
-            emit(f"bascule_log_on_{load}_rps", statistics.median(rps["on"]), "req/s", "median")
-            emit(f"bascule_log_off_{load}_rps", statistics.median(rps["off"]), "req/s", "median")
+            for key in ("on", "off"):
+                emit(
+                    f"bascule_log_{key}_{load}_rps", statistics.median(rps[key]), "req/s", "median"
+                )
+                emit(
+                    f"bascule_log_{key}_{load}_cpu_per_request_ms",
+                    statistics.median(cpu[key]),
+                    "ms",
+                    "median",
+                )
             emit(
                 f"prediction_log_{load}_throughput_ratio",
                 out[load]["ratio"],
@@ -509,6 +523,12 @@ def main(argv: list[str] | None = None) -> int:
                 b("bascule_nobatch", "--no-batching"),
                 every if not args.quick else ["c1", "c64"],
             ),
+            # One process holds the GIL for HTTP and JSON: two share the port and the cores.
+            (
+                "bascule_workers2",
+                b("bascule_workers2", "--workers", "2"),
+                ["c64", "rows64"] if not args.quick else [],
+            ),
         ]
         if not args.bascule_only:
             mls = [
@@ -535,11 +555,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         # Interleave bascule's and the peers' configurations: on a shared machine, load from
         # other jobs then falls on all of them alike rather than on whichever runs first.
+        configs = [c for c in configs if c[2]]
         ours = [c for c in configs if c[0].startswith("bascule")]
         theirs = [c for c in configs if not c[0].startswith("bascule")]
         order = [c for pair in zip_longest(ours, theirs) for c in pair if c is not None]
         results = {name: run_config(name, start, loads, rows, args) for name, start, loads in order}
-        log_ab = log_on_off(work, paths, ["c64"] if args.quick else ["c16", "c64"], args)
+        log_ab = log_on_off(work, paths, ["c64"] if args.quick else ["c16", "c64", "rows64"], args)
         emit("machine_load_1m_end", os.getloadavg()[0], "processes")
         check_goals(results, log_ab, peers=not args.bascule_only)
     finally:
