@@ -12,7 +12,7 @@ class probabilities. Figures:
   request path (no flusher running), per call, median of 3 runs of 200,000 calls;
   ``deque_append_per_record`` is a bare ``deque.append`` for scale.
 - ``flush_*_throughput``: ``flush()`` of a full buffer into a ``LocalArtifactStore`` in a
-  temporary folder (Arrow tables, zstd Parquet, atomic fsynced writes), rows per second,
+  temporary folder (Arrow tables, lz4 Parquet by default, atomic fsynced writes), rows per second,
   after an untimed warm-up flush (pyarrow's import and first conversions).
 - ``read_1h_window``: ``read_predictions`` of one hour holding all the rows (DuckDB over the
   hour's Parquet files, ordered by time, into pandas), median of 3 after an untimed first

@@ -143,6 +143,10 @@ class PredictionLogSettings(_Section):
     """Buffered rows are written at least this often (seconds)."""
     max_buffer_rows: int = Field(default=100_000, ge=1, le=100_000_000)
     """Rows held in memory at most; beyond that rows are dropped and counted, never blocking."""
+    compression: Literal["lz4", "zstd", "snappy", "none"] = "lz4"
+    """Parquet codec of the log's files. ``lz4`` costs the server about a third
+    less CPU per logged row than ``zstd``, for files 10-20 % larger; choose ``zstd`` where
+    storage matters more than CPU."""
 
 
 class ModelServingSettings(_Section):

@@ -116,6 +116,7 @@ def build_dataplane(
             max_buffer_rows=pl.max_buffer_rows,
             flush_rows=pl.flush_rows,
             flush_interval_s=pl.flush_interval_s,
+            compression=pl.compression,
             clock=clock,
         )
         usage = UsageLog(artifacts)

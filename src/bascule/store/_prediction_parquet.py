@@ -28,7 +28,7 @@ import numpy as np
 if TYPE_CHECKING:
     from bascule.store.predictions import PredictionBatch, PredictionRecord
 
-__all__ = ["META_COLUMNS", "encode_tables", "micros", "model_prefix"]
+__all__ = ["CODECS", "META_COLUMNS", "encode_tables", "micros", "model_prefix"]
 
 META_COLUMNS: Final = (
     "request_id",
@@ -42,6 +42,9 @@ META_COLUMNS: Final = (
     "features_from",
 )
 """The columns every logged row has, before its inputs and outputs."""
+
+CODECS: Final = ("lz4", "zstd", "snappy", "none")
+"""Parquet codecs the log writes with (pyarrow's names)."""
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US: Final = timedelta(microseconds=1)
@@ -373,8 +376,8 @@ def _tables(members: list[_Part], invalid: list[str], pause: Pause) -> list[Any]
     ]
 
 
-def _parquet(table: Any) -> bytes:
-    """Parquet bytes (zstd); only text columns get a dictionary (floats and ids would not
+def _parquet(table: Any, compression: str) -> bytes:
+    """Parquet bytes; only text columns get a dictionary (floats and ids would not
     repeat, and hashing them is most of the encoding time), and only the meta columns get
     min/max statistics (what readers select rows by: time, version, route; computing them
     for every feature and output column is a sixth of the encoding time)."""
@@ -384,7 +387,7 @@ def _parquet(table: Any) -> bytes:
     text = [f.name for f in table.schema if pa.types.is_string(f.type) and f.name != "request_id"]
     meta = [name for name in META_COLUMNS if name != "request_id"]
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd", use_dictionary=text, write_statistics=meta)
+    pq.write_table(table, sink, compression=compression, use_dictionary=text, write_statistics=meta)
     return bytes(sink.getvalue().to_pybytes())
 
 
@@ -392,6 +395,7 @@ def encode_tables(
     records: Sequence[PredictionRecord | PredictionBatch],
     prefix: str,
     *,
+    compression: str = "lz4",
     pause: Pause = _no_pause,
 ) -> tuple[list[Encoded], list[str]]:
     """Group records and batches by model and hour and encode each group as one Parquet file.
@@ -402,6 +406,7 @@ def encode_tables(
     Args:
         records: What to encode, in order.
         prefix: Key prefix of the log.
+        compression: The Parquet codec, one of :data:`CODECS`.
         pause: Called between columns and files (the flusher yields the GIL there).
 
     Returns:
@@ -453,6 +458,6 @@ def encode_tables(
         for table in tables:
             if table.num_rows:
                 name = f"{folder}part-{uuid.uuid4().hex}.parquet"
-                files.append((name, _parquet(table), table.num_rows))
+                files.append((name, _parquet(table, compression), table.num_rows))
                 pause()
     return files, invalid

@@ -42,7 +42,7 @@ import numpy as np
 
 from bascule.core.clock import Clock
 from bascule.core.errors import InvalidInputError, NotReadyError
-from bascule.store._prediction_parquet import META_COLUMNS, encode_tables, model_prefix
+from bascule.store._prediction_parquet import CODECS, META_COLUMNS, encode_tables, model_prefix
 from bascule.store._prediction_query import (
     check_window,
     empty_frame,
@@ -170,6 +170,7 @@ class PredictionLog:
         flush_rows: The flusher writes as soon as this many rows are buffered, in chunks of
             about this many rows (one file per model and hour and chunk).
         flush_interval_s: Buffered rows are written at least this often.
+        compression: The files' Parquet codec (``lz4``, ``zstd``, ``snappy`` or ``none``).
         clock: Source of time for the time-based flush.
         prefix: Key prefix of the log in the store.
 
@@ -184,6 +185,7 @@ class PredictionLog:
         max_buffer_rows: int = 200_000,
         flush_rows: int = 20_000,
         flush_interval_s: float = 5.0,
+        compression: str = "lz4",
         clock: Clock,
         prefix: str = "predictions",
     ) -> None:
@@ -192,6 +194,9 @@ class PredictionLog:
                 raise InvalidInputError.for_field(name, value, "an integer >= 1")
         if not flush_interval_s > 0:
             raise InvalidInputError.for_field("flush_interval_s", flush_interval_s, "seconds > 0")
+        if compression not in CODECS:
+            raise InvalidInputError.for_field("compression", compression, " or ".join(CODECS))
+        self._compression = compression
         self._store = store
         self._max_rows = max_buffer_rows
         self._flush_rows = flush_rows
@@ -325,7 +330,9 @@ class PredictionLog:
     def _write_chunk(self, chunk: list[PredictionRecord | PredictionBatch], rows: int) -> int:
         written = files = errors = 0
         try:
-            encoded, invalid = encode_tables(chunk, self._prefix, pause=_pause)
+            encoded, invalid = encode_tables(
+                chunk, self._prefix, compression=self._compression, pause=_pause
+            )
         except Exception:
             log.exception("prediction log: cannot encode %d rows; they are dropped", rows)
             encoded, invalid, errors = [], [], 1

@@ -579,6 +579,8 @@ def test_bad_settings_are_refused(store, clock):
         make_log(store, clock, flush_interval_s=0)
     with pytest.raises(InvalidInputError, match="artifact key"):
         make_log(store, clock, prefix="../elsewhere")
+    with pytest.raises(InvalidInputError, match=r"compression.*'brotli'.*lz4 or zstd"):
+        make_log(store, clock, compression="brotli")
 
 
 def test_local_files_are_plain_parquet(tmp_path: Path, clock):
@@ -591,3 +593,20 @@ def test_local_files_are_plain_parquet(tmp_path: Path, clock):
     df = pd.read_parquet(store.path_for_key(key))
 
     assert 4 == len(df)
+
+
+@pytest.mark.parametrize(("codec", "written"), [("lz4", "LZ4"), ("zstd", "ZSTD")])
+def test_files_use_the_chosen_codec_and_read_back(tmp_path: Path, clock, codec, written):
+    import pyarrow.parquet as pq
+
+    store = LocalArtifactStore(tmp_path)
+    plog = make_log(store, clock, compression=codec)
+    plog.append(record(rows=4))
+    plog.flush()
+
+    (key,) = list(store.list("predictions/"))
+    meta = pq.ParquetFile(store.path_for_key(key)).metadata
+    codecs = {meta.row_group(0).column(i).compression for i in range(meta.num_columns)}
+
+    assert {written} == codecs
+    assert 4 == len(read_all(store))
