@@ -29,9 +29,9 @@ of them per load; the FastAPI app. Raw onnxruntime in the benchmark's process gi
 ceiling of 64-row batches, on the load's own rows (its 64-row chunks, cycled; see
 ``raw_onnxruntime``), measured just before and after each 64-row load. bascule's 64-row load
 also runs with the V2 binary tensor extension (``--binary``, what ``bascule.Client`` sends).
-The prediction log's cost is measured last, with the log on and off in two servers up at once
-and their loads alternated (``log_on_off``): half-length runs, ``--log-rounds`` pairs, median
-ratio of requests/s, and each side's server CPU per request.
+Two comparisons run last as interleaved pairs (``interleaved``: both servers up at once, their
+loads alternated, half-length runs, ``--pair-rounds`` rounds, medians): the prediction log on
+and off (c16, c64, 64-row), and batching on and off at c1 (both without the log).
 
 Prints ``name: value unit`` lines on stdout (progress on stderr), then the goal checks
 ``goal_..._met: 1|0 bool (...)``.
@@ -331,54 +331,60 @@ def run_config(
     return figures
 
 
-def log_on_off(work: Path, paths: dict[str, Path], loads: list[str], args: Any) -> Figures:
-    """The prediction log's cost: two servers up at once, log on and off, loads alternated.
+def interleaved(
+    work: Path,
+    paths: dict[str, Path],
+    sides: tuple[tuple[str, list[str]], tuple[str, list[str]]],
+    loads: list[str],
+    args: Any,
+) -> Figures:
+    """Two bascule configurations up at once, their loads alternated, per-pair ratios.
 
     On a shared VM the machine's speed drifts by a fifth within minutes, more than the 10 %
-    this measures; back-to-back pairs (order swapped every round) see the same machine, and
-    the median of the per-pair ratios is the figure.
+    some goals measure; back-to-back pairs (order swapped every round) see the same machine,
+    and the medians of the per-pair figures are what the goals judge. Prints, per side and
+    load, the median requests/s, p50 and server CPU per request, then the median ratio of
+    requests/s (first side over second).
     """
     import statistics
 
     procs: list[Any] = []
     out: Figures = {}
     try:
-        on = start_bascule(work, paths, "bascule_log_on", [])
-        procs.append(on[0])
-        off = start_bascule(work, paths, "bascule_log_off", ["--no-prediction-log"])
-        procs.append(off[0])
+        servers = []
+        for name, flags in sides:
+            proc, url = start_bascule(work, paths, name, flags)
+            procs.append(proc)
+            servers.append((name, proc, url))
         for load in loads:
-            progress(f"prediction log on/off: {load}, {args.log_rounds} interleaved rounds")
-            for _, url in (on, off):
+            names = " and ".join(n for n, _ in sides)
+            progress(f"{names}: {load}, {args.pair_rounds} interleaved rounds")
+            for _, _, url in servers:
                 loadtest(url, paths["rows"], load, args.warmup, binary=False)
-            rps: dict[str, list[float]] = {"on": [], "off": []}
-            cpu: dict[str, list[float]] = {"on": [], "off": []}  # server ms per request
-            for r in range(args.log_rounds):
-                pair = (("on", on), ("off", off)) if r % 2 == 0 else (("off", off), ("on", on))
-                for key, (proc, url) in pair:
+            runs: dict[str, list[tuple[float, float, float]]] = {n: [] for n, _ in sides}
+            for r in range(args.pair_rounds):
+                for name, proc, url in servers if r % 2 == 0 else servers[::-1]:
                     before = tree_cpu_seconds(proc.pid)
-                    result = loadtest(url, paths["rows"], load, args.log_duration, binary=False)
-                    spent = tree_cpu_seconds(proc.pid) - before
-                    rps[key].append(result["throughput_rps"])
-                    cpu[key].append(spent * 1e3 / max(1, result["requests"]))
-            ratios = [a / b for a, b in zip(rps["on"], rps["off"], strict=True)]
-            out[load] = {"on": rps["on"], "off": rps["off"], "ratio": statistics.median(ratios)}
-            for key in ("on", "off"):
-                emit(
-                    f"bascule_log_{key}_{load}_rps", statistics.median(rps[key]), "req/s", "median"
-                )
-                emit(
-                    f"bascule_log_{key}_{load}_cpu_per_request_ms",
-                    statistics.median(cpu[key]),
-                    "ms",
-                    "median",
-                )
+                    result = loadtest(url, paths["rows"], load, args.pair_duration, binary=False)
+                    cpu = (tree_cpu_seconds(proc.pid) - before) * 1e3 / max(1, result["requests"])
+                    runs[name].append((result["throughput_rps"], result["latency_ms"]["p50"], cpu))
+            (a, _), (b, _) = sides
+            ratios = [x[0] / y[0] for x, y in zip(runs[a], runs[b], strict=True)]
+            figures: dict[str, Any] = {"rps_ratio": statistics.median(ratios)}
+            for name, _ in sides:
+                for k, (label, unit) in enumerate((("rps", "req/s"), ("p50_ms", "ms"))):
+                    value = statistics.median(x[k] for x in runs[name])
+                    figures[f"{name}_{label}"] = value
+                    emit(f"{name}_{load}_{label}", value, unit, "median")
+                cpu = statistics.median(x[2] for x in runs[name])
+                emit(f"{name}_{load}_cpu_per_request_ms", cpu, "ms", "median")
             emit(
-                f"prediction_log_{load}_throughput_ratio",
-                out[load]["ratio"],
+                f"{a}_over_{b}_{load}_rps_ratio",
+                figures["rps_ratio"],
                 "ratio",
-                "median of on/off pairs: " + ", ".join(f"{x:.3f}" for x in ratios),
+                "median of pairs: " + ", ".join(f"{x:.3f}" for x in ratios),
             )
+            out[load] = figures
     finally:
         for proc in procs:
             stop_process(proc)
@@ -392,8 +398,8 @@ def goal(name: str, met: bool, note: str) -> None:
     emit(f"goal_{name}_met", int(met), "bool", note)
 
 
-def check_goals(res: dict[str, Figures], log_ab: Figures, peers: bool) -> None:
-    b, nobatch = res["bascule"], res.get("bascule_nobatch", {})
+def check_goals(res: dict[str, Figures], log_ab: Figures, batch_ab: Figures, peers: bool) -> None:
+    b = res["bascule"]
     mls = {k: v for k, v in res.items() if k.startswith("mlserver")}
 
     def best(load: str, key: Callable[[Any], float], low: bool) -> tuple[str, float] | None:
@@ -433,12 +439,12 @@ def check_goals(res: dict[str, Figures], log_ab: Figures, peers: bool) -> None:
         if peers and fastapi:
             f_cpu = fastapi["server_cpu_ms_per_request"]
             goal(f"{load}_cpu_below_fastapi", cpu < f_cpu, f"{cpu:.3f} ms vs {f_cpu:.3f} ms")
-    if "c1" in b and "c1" in nobatch:
-        on, off = b["c1"]["latency_ms"]["p50"], nobatch["c1"]["latency_ms"]["p50"]
+    if "c1" in batch_ab:
+        on, off = batch_ab["c1"]["batching_p50_ms"], batch_ab["c1"]["no_batching_p50_ms"]
         goal(
             "c1_batching_adds_no_latency",
             on <= max(off * 1.1, off + 0.02),
-            f"p50 {on:.3f} ms with batching, {off:.3f} ms without",
+            f"p50 {on:.3f} ms with batching, {off:.3f} ms without, medians of interleaved runs",
         )
     for load in ("rows64", "rows64_binary"):
         if load in b:
@@ -449,12 +455,11 @@ def check_goals(res: dict[str, Figures], log_ab: Figures, peers: bool) -> None:
                 f"{share:.2f} of raw onnxruntime's rows/s, measured around the load",
             )
     for load, pairs in log_ab.items():
-        share = pairs["ratio"]
+        share = pairs["rps_ratio"]
         goal(
             f"{load}_prediction_log_costs_under_10pct",
             share >= 0.9,
-            f"{1 - share:.1%} of the throughput lost with the log on, median of "
-            f"{len(pairs['on'])} interleaved pairs",
+            f"{1 - share:.1%} of the throughput lost with the log on, median of interleaved pairs",
         )
 
 
@@ -467,13 +472,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, help="seconds per measured load (10; 3 quick)")
     parser.add_argument("--warmup", type=float, help="seconds of warm-up per load (2; 1 quick)")
     parser.add_argument(
-        "--log-rounds", type=int, help="interleaved log on/off pairs per load (5; 3 quick)"
+        "--pair-rounds", type=int, help="rounds of each interleaved comparison (5; 3 quick)"
     )
     args = parser.parse_args(argv)
     args.duration = args.duration or (3.0 if args.quick else 10.0)
     args.warmup = args.warmup or (1.0 if args.quick else 2.0)
-    args.log_rounds = args.log_rounds or (3 if args.quick else 5)
-    args.log_duration = args.duration / 2
+    args.pair_rounds = args.pair_rounds or (3 if args.quick else 5)
+    args.pair_duration = args.duration / 2
     # SIGTERM ends the benchmark through the finally blocks, so servers are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     every = ["c1", "c16", "c64", "rows64"]
@@ -560,9 +565,25 @@ def main(argv: list[str] | None = None) -> int:
         theirs = [c for c in configs if not c[0].startswith("bascule")]
         order = [c for pair in zip_longest(ours, theirs) for c in pair if c is not None]
         results = {name: run_config(name, start, loads, rows, args) for name, start, loads in order}
-        log_ab = log_on_off(work, paths, ["c64"] if args.quick else ["c16", "c64", "rows64"], args)
+        log_ab = interleaved(
+            work,
+            paths,
+            (("log_on", []), ("log_off", ["--no-prediction-log"])),
+            ["c64"] if args.quick else ["c16", "c64", "rows64"],
+            args,
+        )
+        batch_ab = interleaved(
+            work,
+            paths,
+            (
+                ("batching", ["--no-prediction-log"]),
+                ("no_batching", ["--no-prediction-log", "--no-batching"]),
+            ),
+            ["c1"],
+            args,
+        )
         emit("machine_load_1m_end", os.getloadavg()[0], "processes")
-        check_goals(results, log_ab, peers=not args.bascule_only)
+        check_goals(results, log_ab, batch_ab, peers=not args.bascule_only)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
