@@ -233,6 +233,19 @@ TASKS = {
 # -- orchestration --------------------------------------------------------------------------
 
 
+def feast_cmd(
+    feast: Path, task: str, data: Path, repo: str, online: str | None, *extra: str
+) -> list[str]:
+    """The command line of one Feast-side task (``_feast_peer.py``) in Feast's venv python.
+
+    ``online``: the online store (``sqlite`` or ``redis``, database 14), or None for none.
+    """
+    cmd = [str(feast), str(FEAST_SIDE), task, "--data", str(data), "--repo", repo]
+    if online is not None:
+        cmd += ["--online", online, "--redis", "127.0.0.1:6379,db=14"]
+    return [*cmd, *extra]
+
+
 def run_child(cmd: list[str], *, timeout_s: float = 3600) -> tuple[dict[str, Any], float]:
     """Run a measurement process; return its JSON and its peak RSS in MiB."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BASCULE_")}
@@ -326,21 +339,7 @@ def measure_materialize(
         if feast:
             if store == "redis":
                 flush_redis(14)
-            fres, fmem = run_child(
-                [
-                    str(feast),
-                    str(FEAST_SIDE),
-                    "materialize",
-                    "--data",
-                    str(data),
-                    "--repo",
-                    home(),
-                    "--online",
-                    store,
-                    "--redis",
-                    "127.0.0.1:6379,db=14",
-                ]
-            )
+            fres, fmem = run_child(feast_cmd(feast, "materialize", data, home(), store))
             theirs.append(fres["seconds"])
             feast_mems.append(fmem)
     b_mat = statistics.median(ours)
@@ -393,23 +392,7 @@ def measure_online(
     if feast:
         if store == "redis":
             flush_redis(14)
-        fres, _ = run_child(
-            [
-                str(feast),
-                str(FEAST_SIDE),
-                "online",
-                "--data",
-                str(data),
-                "--repo",
-                home(),
-                "--online",
-                store,
-                "--redis",
-                "127.0.0.1:6379,db=14",
-                "--repeats",
-                "500",
-            ]
-        )
+        fres, _ = run_child(feast_cmd(feast, "online", data, home(), store, "--repeats", "500"))
         for batch in (1, 100):
             emit(f"online_{store}_{batch}_feast_p50", fres[f"p50_{batch}"] * 1000, "ms")
             emit(f"online_{store}_{batch}_feast_p99", fres[f"p99_{batch}"] * 1000, "ms")
@@ -484,22 +467,7 @@ def main() -> int:
                 ("duckdb_asof", [*me, "--task", "pit-duckdb", "--data", str(data), "--n", str(n)]),
             ]
             if feast:
-                runs.append(
-                    (
-                        "feast",
-                        [
-                            str(feast),
-                            str(FEAST_SIDE),
-                            "pit",
-                            "--data",
-                            str(data),
-                            "--repo",
-                            home(),
-                            "--n",
-                            str(n),
-                        ],
-                    )
-                )
+                runs.append(("feast", feast_cmd(feast, "pit", data, home(), None, "--n", str(n))))
             for name, cmd in runs:
                 res, mem = run_child(cmd)
                 pit[(name, n)] = (res["seconds"], mem, res["rows"])
