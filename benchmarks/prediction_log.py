@@ -14,6 +14,9 @@ class probabilities. Figures:
 - ``flush_*_throughput``: ``flush()`` of a full buffer into a ``LocalArtifactStore`` in a
   temporary folder (Arrow tables, lz4 Parquet by default, atomic fsynced writes), rows per second,
   after an untimed warm-up flush (pyarrow's import and first conversions).
+- ``flush_64row_{lz4,zstd}_cpu_per_row`` / ``..._bytes_per_row``: the flushing thread's CPU
+  time per row and the file bytes per row with each codec
+  (``serving.prediction_log.compression``).
 - ``read_1h_window``: ``read_predictions`` of one hour holding all the rows (DuckDB over the
   hour's Parquet files, ordered by time, into pandas), median of 3 after an untimed first
   read, which ``read_1h_window_first`` shows.
@@ -111,18 +114,27 @@ def median(bench: Callable[[list[PredictionRecord], int], float], *args: Any) ->
     return statistics.median(bench(*args) for _ in range(3))
 
 
-def bench_flush(store: LocalArtifactStore, records: list[PredictionRecord]) -> tuple[float, int]:
-    """Rows per second of one ``flush()`` of ``records``, and the files written."""
-    plog = PredictionLog(store, max_buffer_rows=10**9, flush_rows=20_000, clock=SystemClock())
+def bench_flush(
+    store: LocalArtifactStore, records: list[PredictionRecord], compression: str = "lz4"
+) -> tuple[float, int, float]:
+    """One ``flush()`` of ``records``: rows per second, files written, and the CPU time of the
+    flushing thread per row in µs (encoding, and the system time of writing and fsync)."""
+    plog = PredictionLog(
+        store,
+        max_buffer_rows=10**9,
+        flush_rows=20_000,
+        compression=compression,
+        clock=SystemClock(),
+    )
     for r in records:
         plog.append(r)
     rows = plog.buffered_rows
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.thread_time()
     written = plog.flush()
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.thread_time() - cpu0
     if written != rows:
         raise SystemExit(f"flush wrote {written} of {rows} rows")
-    return rows / dt, plog.files_written
+    return rows / dt, plog.files_written, cpu / rows * 1e6
 
 
 def main() -> None:
@@ -145,12 +157,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bascule-bench-plog-") as tmp:
         bench_flush(LocalArtifactStore(Path(tmp) / "warm-up"), one[:100])
         progress("flush of 1-row records")
-        rate, files = bench_flush(LocalArtifactStore(Path(tmp) / "one"), one)
+        rate, files, _ = bench_flush(LocalArtifactStore(Path(tmp) / "one"), one)
         figure("flush_1row_records_throughput", rate, f"rows/s ({len(one)} rows, {files} files)")
         progress(f"flush of 64-row records ({len(wide) * 64} rows)")
         store = LocalArtifactStore(Path(tmp) / "wide")
-        rate, files = bench_flush(store, wide)
+        rate, files, _ = bench_flush(store, wide)
         figure("flush_64row_records_throughput", rate, f"rows/s ({files} files)")
+        for codec in ("lz4", "zstd"):  # the codec's cost to the server, and the bytes it saves
+            progress(f"flush of 64-row records with {codec}")
+            folder = Path(tmp) / f"codec-{codec}"
+            _, _, cpu = bench_flush(LocalArtifactStore(folder), wide, codec)
+            size = sum(f.stat().st_size for f in folder.rglob("*.parquet"))
+            figure(f"flush_64row_{codec}_cpu_per_row", cpu, "us")
+            figure(f"flush_64row_{codec}_bytes_per_row", size / (len(wide) * 64), "bytes")
 
         progress("read of a 1-hour window")
         t0 = time.perf_counter()
