@@ -144,9 +144,9 @@ class PredictionLogSettings(_Section):
     max_buffer_rows: int = Field(default=100_000, ge=1, le=100_000_000)
     """Rows held in memory at most; beyond that rows are dropped and counted, never blocking."""
     compression: Literal["lz4", "zstd", "snappy", "none"] = "lz4"
-    """Parquet codec of the log's files. ``lz4`` costs the server about a third
-    less CPU per logged row than ``zstd``, for files 10-20 % larger; choose ``zstd`` where
-    storage matters more than CPU."""
+    """Parquet codec of the log's files. ``lz4`` costs the server about a quarter less CPU per
+    logged row than ``zstd`` for slightly larger files (``benchmarks/prediction_log.py`` prints
+    both); choose ``zstd`` where storage matters more than CPU."""
 
 
 class ModelServingSettings(_Section):

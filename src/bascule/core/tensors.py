@@ -247,8 +247,9 @@ def _flat_floats(datatype: str, shape: tuple[int, ...], data: list[Any]) -> np.n
 
 @functools.lru_cache(maxsize=64)
 def _packer(code: str, n: int) -> struct.Struct:
-    """``n`` native floats: ``pack(*floats)`` converts a list 3x faster than ``array.array``
-    (which parses every item through ``PyArg_Parse``), with the same conversions."""
+    """``n`` native floats: ``pack_into`` converts a list of floats faster than
+    ``array.array`` (which parses every item through ``PyArg_Parse``), with the same
+    conversions."""
     return struct.Struct(f"={n}{code}")
 
 
