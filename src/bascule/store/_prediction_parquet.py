@@ -287,6 +287,18 @@ def _gather(values: list[Sequence[Any] | np.ndarray], dtype: type[np.generic]) -
     return np.fromiter(itertools.chain.from_iterable(values), dtype=dtype)
 
 
+def _dictionary(values: Any, repeats: np.ndarray | None) -> Any:
+    """``values`` (one per request or part) as a dictionary array, each repeated
+    ``repeats`` times: Parquet writes its dictionary and indices as they are."""
+    import pyarrow as pa
+
+    encoded = values.dictionary_encode()
+    indices = encoded.indices
+    if repeats is not None:
+        indices = pa.array(np.repeat(indices.to_numpy(), repeats))
+    return pa.DictionaryArray.from_arrays(indices, encoded.dictionary)
+
+
 def _table(
     parts: list[_Part], ins: list[Columns], outs: list[Columns], *, strict: bool, pause: Pause
 ) -> Any:
@@ -309,28 +321,30 @@ def _table(
 
     def per_part(values: list[Any], type_: Any) -> Any:
         arr = pa.array(values, type=type_)
+        if pa.types.is_string(type_):
+            return _dictionary(arr, part_rows)
         if len(parts) == 1:
             return pa.repeat(arr[0], total)
         return arr.take(pa.array(np.repeat(np.arange(len(parts)), part_rows)))
 
-    def strings(values: list[str]) -> Any:
+    def strings(values: list[str], *, unique: bool) -> Any:
         arr = pa.array(values, type=pa.string())
-        if one_row_each:
+        if one_row_each and unique:
             return arr
-        return arr.take(pa.array(np.repeat(np.arange(len(values)), counts)))
+        return _dictionary(arr, None if one_row_each else counts)
 
     stamps = per_request(_gather([p.timestamps_us for p in parts], np.int64))
     row = np.zeros(total, dtype=np.int64)
     if not one_row_each:
         row = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
     columns: dict[str, Any] = {
-        "request_id": strings(ids),
+        "request_id": strings(ids, unique=True),
         "row": pa.array(row),
         "model_name": per_part([p.model_name for p in parts], pa.string()),
         "model_version": per_part([p.model_version for p in parts], pa.int64()),
         "timestamp": pa.array(stamps.view("datetime64[us]"), type=pa.timestamp("us", tz="UTC")),
         "latency_ms": pa.array(per_request(_gather([p.latencies_ms for p in parts], np.float64))),
-        "route": strings(routes),
+        "route": strings(routes, unique=False),
         "policy": per_part([p.policy for p in parts], pa.string()),
         "features_from": per_part([p.features_from for p in parts], pa.string()),
     }
@@ -340,7 +354,22 @@ def _table(
             out = name if name not in columns else f"{tag}.{name}"
             columns[out] = _join([c[name] for c in sides], part_rows, strict=strict)
             pause()
-    return pa.table(columns)
+    table = pa.table(columns)
+    return table.cast(_schema(table))
+
+
+def _schema(table: Any, *, nullable: bool | None = None) -> Any:
+    """The table's schema with each field nullable only if its column holds a null (or
+    all ``nullable``): a required column is written without definition levels, which are
+    a third of the encoding time of a float column."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            f.with_nullable(table.column(i).null_count > 0 if nullable is None else nullable)
+            for i, f in enumerate(table.schema)
+        ]
+    )
 
 
 def _tables(members: list[_Part], invalid: list[str], pause: Pause) -> list[Any]:
@@ -377,17 +406,36 @@ def _tables(members: list[_Part], invalid: list[str], pause: Pause) -> list[Any]
 
 
 def _parquet(table: Any, compression: str) -> bytes:
-    """Parquet bytes; only text columns get a dictionary (floats and ids would not
-    repeat, and hashing them is most of the encoding time), and only the meta columns get
-    min/max statistics (what readers select rows by: time, version, route; computing them
-    for every feature and output column is a sixth of the encoding time)."""
+    """Parquet bytes of a table built by :func:`_table`.
+
+    Only text columns get a dictionary (floats and unique ids would not repeat, and hashing
+    them is most of the encoding time); the request ids of multi-row requests and the meta
+    text columns arrive as dictionary arrays, written as they are, without hashing each row.
+    Only the meta columns get min/max statistics (what readers select rows by: time,
+    version, route; computing them for every feature and output column is a sixth of the
+    encoding time). Values are encoded in batches of 64k rather than pyarrow's 1,024 (the
+    per-batch work is per column and batch). The Arrow schema is not stored: readers get
+    plain strings, not dictionaries, whichever way a file's ids were written.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    text = [f.name for f in table.schema if pa.types.is_string(f.type) and f.name != "request_id"]
+    text = [
+        f.name
+        for f in table.schema
+        if pa.types.is_dictionary(f.type) or (pa.types.is_string(f.type) and f.name != "request_id")
+    ]
     meta = [name for name in META_COLUMNS if name != "request_id"]
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression=compression, use_dictionary=text, write_statistics=meta)
+    pq.write_table(
+        table,
+        sink,
+        compression=compression,
+        use_dictionary=text,
+        write_statistics=meta,
+        write_batch_size=65536,
+        store_schema=False,
+    )
     return bytes(sink.getvalue().to_pybytes())
 
 
@@ -454,7 +502,9 @@ def encode_tables(
         if len(tables) > 1:
             # incompatible types under one name: one file each, readers unify them
             with contextlib.suppress(pa.ArrowInvalid, pa.ArrowTypeError):
-                tables = [pa.concat_tables(tables, promote_options="permissive")]
+                loose = [t.cast(_schema(t, nullable=True)) for t in tables]
+                joined = pa.concat_tables(loose, promote_options="permissive")
+                tables = [joined.cast(_schema(joined))]
         for table in tables:
             if table.num_rows:
                 name = f"{folder}part-{uuid.uuid4().hex}.parquet"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import threading
 from collections.abc import Iterator, Mapping
@@ -351,6 +352,13 @@ def test_batch_round_trip_one_row_per_input_row(store, clock):
     assert [0.0, 1.0, 2.0, 3.0] == df["amount"].tolist()
     assert [0, 10, 20, 30] == df["prediction"].tolist()
     assert (4, 1, 0) == (plog.written_rows, plog.files_written, plog.dropped_rows)
+    # ids repeated per row are written as a dictionary, and read back as plain text
+    (key,) = store.list("predictions/")
+    as_read_by_pandas = pd.read_parquet(io.BytesIO(store.read(key)))
+    for frame in (df, as_read_by_pandas):
+        for column in ("request_id", "route", "model_name"):
+            assert not isinstance(frame[column].dtype, pd.CategoricalDtype)
+            assert {str} == set(map(type, frame[column]))
 
 
 def test_batches_and_records_of_a_model_and_hour_share_one_file(store, clock):
