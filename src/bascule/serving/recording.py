@@ -2,19 +2,18 @@
 
 Each answered request is handed to :meth:`PredictionRecorder.record`, which only appends a
 tuple (O(1), no array work). Every ``max_pending`` answers, or ``max_delay_s`` after the
-first one, :meth:`PredictionRecorder.flush` joins the answers of each model version into one
-:class:`~bascule.store.predictions.PredictionBatch` (one ``np.concatenate`` per feed and
-output: under load, the answers of several executed batches at once) and appends it to the
-log. The feature and output columns of a record are views made later, by the log's flusher
-thread, when it reads them: a buffered record holds a few contiguous arrays, not dozens of
-small ones per request.
+first one, :meth:`PredictionRecorder.flush` hands the answers of each model version to the
+log as one :class:`~bascule.store.predictions.PredictionBatch` (per-request fields as small
+arrays; under load, the answers of several executed batches at once). Its feature and output
+columns are built later, by the log's flusher thread, when it reads them: the request path
+never joins or transposes the requests' arrays.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
 
@@ -71,12 +70,15 @@ class PredictionSink(Protocol):
 
 
 class _Deferred(Mapping[str, np.ndarray]):
-    """Columns computed from an array dict on first access (by the log's flusher thread)."""
+    """Columns computed from several requests' arrays on first access (by the log's flusher
+    thread, off the event loop: joining them is its work, not the request path's)."""
 
     __slots__ = ("_columns", "_make", "_source")
 
     def __init__(
-        self, make: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]], source: Feeds
+        self,
+        make: Callable[[Sequence[dict[str, np.ndarray]]], dict[str, np.ndarray]],
+        source: Sequence[dict[str, np.ndarray]],
     ) -> None:
         self._make = make
         self._source = source
@@ -85,6 +87,7 @@ class _Deferred(Mapping[str, np.ndarray]):
     def _get(self) -> dict[str, np.ndarray]:
         if self._columns is None:
             self._columns = self._make(self._source)
+            self._source = ()
         return self._columns
 
     def __getitem__(self, key: str) -> np.ndarray:
@@ -199,12 +202,6 @@ class PredictionRecorder:
         return handed
 
 
-def _join(parts: tuple[dict[str, np.ndarray], ...]) -> dict[str, np.ndarray]:
-    if len(parts) == 1:
-        return parts[0]
-    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
-
-
 def _batch(
     model: ServedModel,
     policy: str,
@@ -215,12 +212,8 @@ def _batch(
 ) -> PredictionBatch:
     ids, feeds, results, started, answered, routes = zip(*answers, strict=True)
     answered_s = np.array(answered)
-    inputs = _join(feeds)
-    rows: np.ndarray | list[int]
-    if next(iter(inputs.values())).shape[0] == len(ids):  # one row each: feeds are never empty
-        rows = np.ones(len(ids), dtype=np.int64)
-    else:
-        rows = [next(iter(f.values())).shape[0] for f in feeds]
+    first = next(iter(feeds[0]))  # feeds are never empty
+    rows = np.fromiter((f[first].shape[0] for f in feeds), dtype=np.int64, count=len(feeds))
     return PredictionBatch(
         model_name=model.name,
         model_version=model.version,
@@ -229,8 +222,8 @@ def _batch(
         timestamps_us=wall_us - np.round((now - answered_s) * 1e6).astype(np.int64),
         latencies_ms=(answered_s - np.array(started)) * 1000.0,
         routes=routes,
-        inputs=_Deferred(model.columns, inputs),
-        outputs=_Deferred(model.log_outputs, _join(results)),
+        inputs=_Deferred(model.columns, feeds),
+        outputs=_Deferred(model.log_outputs, results),
         policy=policy,
         features_from=features_from,
     )

@@ -248,10 +248,21 @@ def test_columns_for_the_log_are_one_array_per_feature(
 ) -> None:
     frame, _, m = numeric
 
-    columns = m.columns(m.feeds([Tensor("input", "FP64", frame.head(3).to_numpy())]))
+    first = m.feeds([Tensor("input", "FP64", frame.head(3).to_numpy())])
+    second = m.feeds([Tensor("input", "FP64", frame.iloc[3:5].to_numpy())])
+
+    columns = m.columns([first, second])
 
     assert COLUMNS == list(columns)
-    np.testing.assert_allclose(columns["age"], frame.age.head(3), rtol=1e-6)
+    np.testing.assert_allclose(columns["age"], frame.age.head(5), rtol=1e-6)
+    assert all(c.flags.c_contiguous for c in columns.values())
+    outputs = m.log_outputs([m.run_batch([first])[0], m.run_batch([second])[0]])
+    one_call = m.log_outputs(
+        m.run_batch([m.feeds([Tensor("input", "FP64", frame.head(5).to_numpy())])])
+    )
+    assert list(one_call) == list(outputs)
+    for name, values in one_call.items():
+        np.testing.assert_allclose(outputs[name], values, rtol=1e-6)
 
 
 def test_stored_decision_threshold_decides_the_served_label(
