@@ -17,6 +17,10 @@ class probabilities. Figures:
 - ``flush_64row_{lz4,zstd}_cpu_per_row`` / ``..._bytes_per_row``: the flushing thread's CPU
   time per row and the file bytes per row with each codec
   (``serving.prediction_log.compression``).
+- ``flush_server_64row_cpu_per_row`` / ``..._bytes_per_row``: the same for what the inference
+  server logs under the serving benchmark's 64-row load: batches of 128 requests of 64 rows,
+  30 float32 features, a label and two class probabilities (``PredictionBatch``); median of
+  three flushes.
 - ``read_1h_window``: ``read_predictions`` of one hour holding all the rows (DuckDB over the
   hour's Parquet files, ordered by time, into pandas), median of 3 after an untimed first
   read, which ``read_1h_window_first`` shows.
@@ -39,7 +43,12 @@ import numpy as np
 
 from bascule.core.clock import SystemClock
 from bascule.store.artifacts import LocalArtifactStore
-from bascule.store.predictions import PredictionLog, PredictionRecord, read_predictions
+from bascule.store.predictions import (
+    PredictionBatch,
+    PredictionLog,
+    PredictionRecord,
+    read_predictions,
+)
 
 HOUR = datetime(2026, 3, 1, 10, tzinfo=UTC)
 CITIES = np.array(["Paris", "Lyon", "Lille", "Nantes", "Nice"], dtype=object)
@@ -84,6 +93,35 @@ def make_records(n: int, rows: int, rng: np.random.Generator) -> list[Prediction
     return out
 
 
+def make_server_batches(rows: int, rng: np.random.Generator) -> list[PredictionBatch]:
+    """About ``rows`` rows as the inference server logs 64-row requests: 128 per batch."""
+    out = []
+    requests, per_request, features = 128, 64, 30
+    for i in range(max(1, rows // (requests * per_request))):
+        n = requests * per_request
+        x = rng.standard_normal((n, features)).astype(np.float32)
+        p1 = rng.random(n).astype(np.float32)
+        start = HOUR + timedelta(seconds=i)
+        out.append(
+            PredictionBatch(
+                model_name="hgb",
+                model_version=1,
+                request_ids=[f"{i:08d}-{j:024d}" for j in range(requests)],
+                request_rows=[per_request] * requests,
+                timestamps_us=micros(start) + np.arange(requests) * 100,
+                latencies_ms=rng.random(requests) * 5,
+                routes=["champion"] * requests,
+                inputs={f"f{j}": x[:, j].copy() for j in range(features)},
+                outputs={"proba_0": 1 - p1, "proba_1": p1, "label": (p1 > 0.5).astype(np.int64)},
+            )
+        )
+    return out
+
+
+def micros(ts: datetime) -> int:
+    return (ts - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
 def bench_append(records: list[PredictionRecord], calls: int) -> float:
     """Nanoseconds per ``append`` (records reused cyclically; the buffer never fills)."""
     plog = PredictionLog(
@@ -115,7 +153,9 @@ def median(bench: Callable[[list[PredictionRecord], int], float], *args: Any) ->
 
 
 def bench_flush(
-    store: LocalArtifactStore, records: list[PredictionRecord], compression: str = "lz4"
+    store: LocalArtifactStore,
+    records: list[PredictionRecord] | list[PredictionBatch],
+    compression: str = "lz4",
 ) -> tuple[float, int, float]:
     """One ``flush()`` of ``records``: rows per second, files written, and the CPU time of the
     flushing thread per row in µs (encoding, and the system time of writing and fsync)."""
@@ -170,6 +210,16 @@ def main() -> None:
             size = sum(f.stat().st_size for f in folder.rglob("*.parquet"))
             figure(f"flush_64row_{codec}_cpu_per_row", cpu, "us")
             figure(f"flush_64row_{codec}_bytes_per_row", size / (len(wide) * 64), "bytes")
+
+        progress("flush of the server's batches of 64-row requests")
+        server = make_server_batches(total_rows, rng)
+        cpus = []
+        for run in range(3):  # one flush moves with the machine's speed: median of three
+            folder = Path(tmp) / f"server-{run}"
+            cpus.append(bench_flush(LocalArtifactStore(folder), server)[2])
+        size = sum(f.stat().st_size for f in folder.rglob("*.parquet"))
+        figure("flush_server_64row_cpu_per_row", statistics.median(cpus), "us (median of 3)")
+        figure("flush_server_64row_bytes_per_row", size / sum(b.rows for b in server), "bytes")
 
         progress("read of a 1-hour window")
         t0 = time.perf_counter()
