@@ -295,16 +295,10 @@ class ServedModel:
             }
         name = self._signature.inputs[0].name
         parts = [feeds[name] for feeds in requests]
-        # One pass joins and transposes: each request's (rows, features) block is copied,
-        # while it is in cache, into the columns of one (features, all rows) array, whose rows
-        # are the contiguous columns the log encodes at memory speed (strided views of a
-        # joined matrix cost it twice as much, and joining it first is a copy more).
-        matrix = np.empty((len(self._column_names), sum(map(len, parts))), np.result_type(*parts))
-        at = 0
-        for part in parts:
-            matrix[:, at : at + len(part)] = part.T
-            at += len(part)
-        return dict(zip(self._column_names, matrix, strict=True))
+        joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        # The rows of the transposed copy are contiguous columns, which the log joins and
+        # encodes at memory speed (a strided view would gather each value from its own row).
+        return dict(zip(self._column_names, np.ascontiguousarray(joined.T), strict=True))
 
     def log_outputs(self, results: Sequence[Outputs]) -> dict[str, np.ndarray]:
         """The outputs of several requests as one 1-D array per column (for the prediction
