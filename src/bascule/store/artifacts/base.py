@@ -12,14 +12,38 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from bascule.core.errors import InvalidInputError
+from bascule.core.errors import IntegrityError, InvalidInputError
 
-__all__ = ["ArtifactStore", "check_key", "sha256_hex"]
+__all__ = ["ArtifactStore", "check_key", "sha256_hex", "verified"]
 
 
 def sha256_hex(data: bytes) -> str:
     """The sha256 digest of ``data`` as 64 lowercase hex digits."""
     return hashlib.sha256(data).hexdigest()
+
+
+def verified(data: bytes, digest: str, where: str, remedy: str = "") -> bytes:
+    """``data`` if it hashes to ``digest``.
+
+    Args:
+        data: The bytes read for the blob.
+        digest: The digest they were stored under.
+        where: Where they were read from (a path or URI), for the message.
+        remedy: What to do about it, appended to the message.
+
+    Raises:
+        IntegrityError: the bytes hash to something else (they were corrupted).
+    """
+    actual = sha256_hex(data)
+    if actual != digest:
+        raise IntegrityError(
+            f"blob {digest} is corrupted: the bytes at {where} hash to {actual}"
+            + (f"; {remedy}" if remedy else ""),
+            digest=digest,
+            actual=actual,
+            path=where,
+        )
+    return data
 
 
 def check_key(key: object) -> str:

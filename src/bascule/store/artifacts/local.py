@@ -22,12 +22,11 @@ from pathlib import Path
 
 from bascule.core.errors import (
     ArtifactNotFoundError,
-    IntegrityError,
     InvalidInputError,
     StorageError,
 )
 from bascule.core.refs import check_digest
-from bascule.store.artifacts.base import check_key, sha256_hex
+from bascule.store.artifacts.base import check_key, sha256_hex, verified
 
 __all__ = ["LocalArtifactStore"]
 
@@ -196,16 +195,9 @@ class LocalArtifactStore:
             raise ArtifactNotFoundError(digest, store=self.root) from exc
         except OSError as exc:
             raise _storage_error("read blob", path, exc) from exc
-        actual = sha256_hex(data)
-        if actual != digest:
-            raise IntegrityError(
-                f"blob {digest} is corrupted: the bytes at {str(path)!r} hash to {actual}; "
-                "delete the file and store the original content again",
-                digest=digest,
-                actual=actual,
-                path=str(path),
-            )
-        return data
+        return verified(
+            data, digest, repr(str(path)), "delete the file and store the original content again"
+        )
 
     def exists(self, digest: str) -> bool:
         """Whether a blob with that digest is stored.

@@ -10,12 +10,11 @@ from pathlib import Path
 
 from bascule.core.errors import (
     ArtifactNotFoundError,
-    IntegrityError,
     InvalidInputError,
     StorageError,
 )
 from bascule.core.refs import check_digest
-from bascule.store.artifacts.base import check_key, sha256_hex
+from bascule.store.artifacts.base import check_key, sha256_hex, verified
 
 __all__ = ["InMemoryArtifactStore"]
 
@@ -88,15 +87,7 @@ class InMemoryArtifactStore:
             data = self._blobs.get(digest)
         if data is None:
             raise ArtifactNotFoundError(digest, store=self.root)
-        actual = sha256_hex(data)
-        if actual != digest:
-            raise IntegrityError(
-                f"blob {digest} is corrupted: the bytes at {self.root}/{digest} hash to {actual}",
-                digest=digest,
-                actual=actual,
-                path=f"{self.root}/{digest}",
-            )
-        return data
+        return verified(data, digest, f"{self.root}/{digest}")
 
     def exists(self, digest: str) -> bool:
         """Whether a blob with that digest is stored.

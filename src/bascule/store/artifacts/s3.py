@@ -25,12 +25,11 @@ from bascule.core.errors import (
     ArtifactNotFoundError,
     BasculeError,
     ConfigError,
-    IntegrityError,
     InvalidInputError,
     StorageError,
 )
 from bascule.core.refs import check_digest
-from bascule.store.artifacts.base import check_key, sha256_hex
+from bascule.store.artifacts.base import check_key, sha256_hex, verified
 
 if TYPE_CHECKING:  # settings pull in pydantic-settings; keep importing this module cheap
     from bascule.core.settings import S3Settings
@@ -266,17 +265,8 @@ class S3ArtifactStore:
         key = self._blob_key(digest)
         with self._errors("read", key, digest):
             data: bytes = self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
-        actual = sha256_hex(data)
-        if actual != digest:
-            uri = f"s3://{self._bucket}/{key}"
-            raise IntegrityError(
-                f"blob {digest} is corrupted: the bytes at {uri} hash to {actual}; "
-                "delete the object and store the original content again",
-                digest=digest,
-                actual=actual,
-                path=uri,
-            )
-        return data
+        uri = f"s3://{self._bucket}/{key}"
+        return verified(data, digest, uri, "delete the object and store the original content again")
 
     def exists(self, digest: str) -> bool:
         """Whether a blob with that digest is stored.
