@@ -12,7 +12,6 @@ from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, func, insert, or_, select, text, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bascule.core.monitoring_records import (
     Alert,
@@ -21,6 +20,7 @@ from bascule.core.monitoring_records import (
     MonitoringRun,
     RuleState,
 )
+from bascule.store.db._sql import upsert_rows
 from bascule.store.db.engine import Database
 from bascule.store.db.monitoring_tables import (
     AlertRow,
@@ -111,7 +111,7 @@ class MonitoringRepository:
                 )
                 existing.update((r.request_id, r.row) for r in conn.execute(q))
             values = [self._feedback_values(e, now) for e in latest.values()]
-            _upsert(conn, FeedbackRow, values, ["request_id", "row"])
+            upsert_rows(conn, FeedbackRow, values, ["request_id", "row"])
         return len(keys) - len(existing), len(existing)
 
     @staticmethod
@@ -350,7 +350,7 @@ class MonitoringRepository:
                     "last_window_end": state.last_window_end, "firing_alert_id": firing,
                     "updated_at": now,
                 }  # fmt: skip
-                _upsert(conn, t, [row], ["model", "rule"])
+                upsert_rows(conn, t, [row], ["model", "rule"])
             ids = [i for _, i in changed]
             rows = conn.execute(select(AlertRow).where(AlertRow.id.in_(ids))).all()
         by_id = {r.id: _alert(r) for r in rows}
@@ -405,14 +405,3 @@ class MonitoringRepository:
         with self._db.transaction(write=False) as conn:
             rows = conn.execute(q.order_by(t.id.desc()).limit(limit)).all()
         return [_alert(r) for r in rows]
-
-
-def _upsert(conn: Connection, table: Any, rows: Sequence[dict[str, Any]], keys: list[str]) -> None:
-    """Insert rows, or update the existing ones by primary key (the dialect's ON CONFLICT)."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table)
-    columns = [k for k in rows[0] if k not in keys]
-    stmt = stmt.on_conflict_do_update(
-        index_elements=keys, set_={c: stmt.excluded[c] for c in columns}
-    )
-    conn.execute(stmt, list(rows))  # executemany: compiled once, cached
