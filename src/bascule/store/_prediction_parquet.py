@@ -360,8 +360,8 @@ def _table(
 
 def _schema(table: Any, *, nullable: bool | None = None) -> Any:
     """The table's schema with each field nullable only if its column holds a null (or
-    all ``nullable``): a required column is written without definition levels, which are
-    a third of the encoding time of a float column."""
+    all ``nullable``): a required column is written without definition levels, which
+    pyarrow would otherwise compute and encode for every value."""
     import pyarrow as pa
 
     return pa.schema(
