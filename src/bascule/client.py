@@ -24,7 +24,7 @@ import orjson
 
 from bascule.core.errors import BasculeError, InvalidInputError, StorageError, error_from_code
 from bascule.core.outputs import serialize_bytes
-from bascule.core.tensors import DATATYPES
+from bascule.core.tensor_data import DATATYPES
 
 if TYPE_CHECKING:
     import pandas as pd

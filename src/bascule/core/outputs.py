@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from bascule.core.tensors import BYTES_LENGTH, LITTLE_ENDIAN
+from bascule.core.tensor_data import BYTES_LENGTH, LITTLE_ENDIAN
 
 __all__ = ["OutputTensor", "encode_response", "serialize_bytes"]
 

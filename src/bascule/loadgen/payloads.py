@@ -24,7 +24,7 @@ from bascule.core.errors import (
     StorageError,
     error_from_code,
 )
-from bascule.core.tensors import DATATYPES
+from bascule.core.tensor_data import DATATYPES
 from bascule.loadgen.connection import encode_request
 
 if TYPE_CHECKING:

@@ -25,7 +25,8 @@ from bascule.core.errors import BasculeError, InvalidInputError
 from bascule.core.feature_binding import FeatureServiceBinding
 from bascule.core.outputs import OutputTensor
 from bascule.core.schema import ModelSignature
-from bascule.core.tensors import DATATYPES, RequestedOutput, Tensor
+from bascule.core.tensor_data import DATATYPES
+from bascule.core.tensors import RequestedOutput, Tensor
 
 if TYPE_CHECKING:
     import pandas as pd

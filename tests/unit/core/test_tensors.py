@@ -10,7 +10,8 @@ import pytest
 
 from bascule.core.errors import InvalidInputError
 from bascule.core.outputs import OutputTensor, encode_response, serialize_bytes
-from bascule.core.tensors import datatype_of, load_json, parse_request, split_body
+from bascule.core.tensor_data import datatype_of
+from bascule.core.tensors import load_json, parse_request, split_body
 from bascule.core.v2 import InferenceRequest, InferenceResponse
 
 
