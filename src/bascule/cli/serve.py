@@ -7,6 +7,9 @@ this command passes in ``BASCULE_SERVING`` (and ``BASCULE_CONFIG`` for ``--confi
 The workers share their metrics through a fresh temporary directory (``serving.metrics_dir``
 and prometheus_client's ``PROMETHEUS_MULTIPROC_DIR``), removed when the server stops, so
 ``GET /metrics`` counts every worker whichever answers; one worker keeps them in memory.
+A worker accepts connections once its models are loaded and warm (until then the shared
+socket's connections go to the others, or wait); one process alone answers liveness while it
+loads and readiness once it is warm.
 SIGTERM stops accepting connections, lets in-flight requests finish, flushes the
 prediction log and exits 0.
 """

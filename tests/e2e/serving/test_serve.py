@@ -165,6 +165,11 @@ def test_sigterm_finishes_flushes_the_log_and_exits_0(
 
 def test_workers_share_the_port_and_stop_cleanly(start_server: Callable[..., Any]) -> None:
     server = start_server("fraud@champion", "--workers", "2", "--no-prediction-log")
+    # a worker accepts connections only once its model is warm: every fresh connection is
+    # answered by a ready worker, however long the other one takes to load
+    for _ in range(10):
+        with httpx.Client(base_url=server.url) as fresh:
+            assert 200 == fresh.get("/v2/health/ready").status_code
     with httpx.Client(base_url=server.url) as http:
         statuses = {http.post("/v2/models/fraud/infer", json=ROW).status_code for _ in range(50)}
         metrics = http.get("/metrics")

@@ -151,6 +151,7 @@ def create_app(
     *,
     metrics: InferenceMetrics | None = None,
     on_shutdown: Callable[[], None] | None = None,
+    load_before_serving: bool = False,
 ) -> InferenceApp:
     """Build the inference app around a data plane.
 
@@ -161,6 +162,10 @@ def create_app(
         metrics: The metrics the data plane reports to (a fresh registry if None); when they
             are shared with other workers, the lifespan publishes this worker's share.
         on_shutdown: Called after the data plane is closed (releases services).
+        load_before_serving: Finish loading (and warming, or failing to) before the server
+            accepts connections: one of several workers sharing a socket, so that the kernel
+            hands connections only to workers that can answer them (a worker still loading
+            would answer every request of a kept-alive connection with 503).
     """
     if metrics is None:
         metrics = InferenceMetrics(CollectorRegistry())
@@ -183,6 +188,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         loading = asyncio.create_task(start(), name="bascule-model-loading")
+        if load_before_serving:  # uvicorn accepts on the socket once the lifespan started
+            await asyncio.wait({loading})
         try:
             async with metrics.publishing():
                 yield
@@ -235,4 +242,10 @@ def build_app() -> InferenceApp:
         observer=metrics,
         features=lambda: services.features,
     )
-    return create_app(dataplane, settings.serving, metrics=metrics, on_shutdown=services.close)
+    return create_app(
+        dataplane,
+        settings.serving,
+        metrics=metrics,
+        on_shutdown=services.close,
+        load_before_serving=settings.serving.metrics_dir is not None,
+    )
