@@ -44,7 +44,8 @@ META_COLUMNS: Final = (
 """The columns every logged row has, before its inputs and outputs."""
 
 CODECS: Final = ("lz4", "zstd", "snappy", "none")
-"""Parquet codecs the log writes with (pyarrow's names)."""
+"""Parquet codecs the log writes with (pyarrow's names); ``serving.prediction_log.compression``
+accepts the same (a test keeps the two equal: settings may not import the store)."""
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US: Final = timedelta(microseconds=1)

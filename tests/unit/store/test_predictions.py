@@ -618,3 +618,18 @@ def test_files_use_the_chosen_codec_and_read_back(tmp_path: Path, clock, codec, 
 
     assert {written} == codecs
     assert 4 == len(read_all(store))
+
+
+def test_every_codec_the_settings_accept_is_one_the_log_writes(tmp_path: Path, clock):
+    from typing import get_args
+
+    from bascule.core.settings import PredictionLogSettings
+    from bascule.store._prediction_parquet import CODECS
+
+    accepted = get_args(PredictionLogSettings.model_fields["compression"].annotation)
+
+    assert set(CODECS) == set(accepted)  # the two lists live in two layers: keep them equal
+    for codec in accepted:
+        plog = make_log(LocalArtifactStore(tmp_path / codec), clock, compression=codec)
+        plog.append(record(rows=2))
+        assert 2 == plog.flush()
