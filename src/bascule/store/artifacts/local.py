@@ -67,9 +67,8 @@ def _drop_cached(fd: int) -> None:
 
     What the store writes is write-once and read back later, if at all (blobs, the
     prediction log's partitions), while the log alone writes tens of MB/s under load. Kept
-    cached, every new file fills fresh page-cache pages, which on this project's VM was most
-    of the log's write cost; dropped, the next file reuses the pages just freed
-    (``benchmarks/prediction_log.py``: ``flush_server_64row_cpu_per_row``).
+    cached, every new file fills fresh page-cache pages; dropped, the next file reuses the
+    pages just freed. (An ad-hoc A/B of the write cost is in the commit that added this.)
     """
     if hasattr(os, "posix_fadvise"):
         with contextlib.suppress(OSError):
