@@ -37,11 +37,10 @@ Dispatch rule (one consumer task; ``rows(item)`` rows per item):
 Time is read from the injected :class:`~bascule.core.clock.Clock`; the ``max_wait_s`` timer is
 the injected ``sleep`` (``asyncio.sleep`` by default, ``FakeClock.sleep`` in tests).
 
-By default ``fn`` runs in a thread of the batcher's own (:class:`_Worker`): a batch goes to it
-through a queue and its result comes back with one ``call_soon_threadsafe``, without the
-``concurrent.futures`` future, its lock and the chaining to an asyncio future that
-``run_in_executor`` adds. That hop is paid once per batch: with requests of many rows (each a
-batch of its own), it is paid by every request.
+By default ``fn`` runs in a thread of the batcher's own
+(:class:`~bascule.serving._batch_worker.BatchWorker`), handed each batch through a queue and
+answering with one ``call_soon_threadsafe``. That hop is paid once per batch: with requests
+of many rows (each a batch of its own), it is paid by every request.
 """
 
 from __future__ import annotations
@@ -51,16 +50,14 @@ import concurrent.futures
 import logging
 import math
 import operator
-import queue
-import threading
-import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from bascule.core.clock import Clock
 from bascule.core.errors import InvalidInputError, NotReadyError, OverloadedError
+from bascule.serving._batch_worker import BatchWorker
 
 __all__ = ["AdaptiveBatcher", "BatcherStats"]
 
@@ -116,65 +113,6 @@ class _Pending(Generic[T, R]):
         self.rows = rows
         self.future = future
         self.taken = False
-
-
-def _deliver(future: asyncio.Future[R], result: R) -> None:
-    if not future.done():  # the awaiting batch may have been cancelled
-        future.set_result(result)
-
-
-def _deliver_error(future: asyncio.Future[R], exc: BaseException) -> None:
-    if not future.done():
-        future.set_exception(exc)
-
-
-_Job = tuple[Callable[[list[T]], list[R]], list[T], asyncio.Future[list[R]]]
-
-
-class _Worker(Generic[T, R]):
-    """One thread running ``fn`` on the batches it is handed, answering on the batcher's loop.
-
-    The thread ends on :meth:`stop`, or when the worker is garbage collected.
-
-    Args:
-        loop: The event loop the results are delivered on.
-        name: The thread's name.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, name: str) -> None:
-        self._loop = loop
-        self._jobs: queue.SimpleQueue[_Job[T, R] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(
-            target=_serve, args=(self._jobs, loop), name=name, daemon=True
-        )
-        self._thread.start()
-        weakref.finalize(self, self._jobs.put, None)
-
-    def run(self, fn: Callable[[list[T]], list[R]], items: list[T]) -> asyncio.Future[list[R]]:
-        """Hand ``fn(items)`` to the thread; the future resolves on the loop."""
-        future: asyncio.Future[list[R]] = self._loop.create_future()
-        self._jobs.put((fn, items, future))
-        return future
-
-    def stop(self) -> None:
-        """Let the thread end once the batch in hand (if any) is done."""
-        self._jobs.put(None)
-
-
-def _serve(jobs: queue.SimpleQueue[_Job[T, R] | None], loop: asyncio.AbstractEventLoop) -> None:
-    """The worker thread (holds the queue and the loop, not the worker object)."""
-    while (job := jobs.get()) is not None:
-        fn, items, future = job
-        outcome: tuple[Callable[..., None], Any]
-        try:
-            outcome = (_deliver, fn(items))
-        except BaseException as exc:  # noqa: BLE001 - fn's error goes to the awaiting batch
-            outcome = (_deliver_error, exc)
-        try:
-            loop.call_soon_threadsafe(outcome[0], future, outcome[1])
-        except RuntimeError:  # the loop is closed: nobody waits for the answer any more
-            return
-        del job, fn, items, future, outcome  # hold no batch while idle
 
 
 def _buckets(max_batch_size: int) -> tuple[float, ...]:
@@ -236,7 +174,9 @@ class AdaptiveBatcher(Generic[T, R]):
         self._rows = rows
         self._clock = clock
         self._executor = executor
-        self._worker: _Worker[T, R] | None = None  # started by the first batch (without executor)
+        self._worker: BatchWorker[T, R] | None = (
+            None  # started by the first batch (without executor)
+        )
         self._name = name
         self._thread_name = f"bascule-batch-{name}" if name else "bascule-batch"
         self._on_batch = on_batch
@@ -385,7 +325,7 @@ class AdaptiveBatcher(Generic[T, R]):
             if self._executor is not None:
                 return loop.run_in_executor(self._executor, self._fn, items)
             if self._worker is None:
-                self._worker = _Worker(loop, self._thread_name)
+                self._worker = BatchWorker(loop, self._thread_name)
             return self._worker.run(self._fn, items)
         except Exception as exc:  # noqa: BLE001 - e.g. a shut-down executor: the batch's error
             failed: asyncio.Future[list[R]] = loop.create_future()
