@@ -26,7 +26,6 @@ one reply.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +34,7 @@ import redis
 from redis.exceptions import RedisError
 
 from bascule.core.errors import InvalidInputError, StorageError
+from bascule.store.online import _redis_values as rv
 from bascule.store.online.base import (
     ONLINE_DTYPES,
     Column,
@@ -44,7 +44,7 @@ from bascule.store.online.base import (
 )
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    pass
 
 __all__ = ["RedisOnlineStore"]
 
@@ -83,133 +83,6 @@ end
 return '[' .. table.concat(out, ',') .. ']'
 """
 
-Layout = tuple[tuple[str, str], ...]
-"""The features of a stored row, in order, with their types."""
-
-Plan = tuple[tuple[int, ...], tuple[int, ...]]
-"""How to read asked features from a layout: the position of each (-1: null), and which of
-the asked features are floats (JSON may hold ``"inf"`` for them)."""
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _layout_id(layout: Layout) -> str:
-    return hashlib.sha256(orjson.dumps(layout)).hexdigest()[:16]
-
-
-def _bulk_text(value: str) -> str:
-    """One RESP bulk string."""
-    return f"${len(value.encode())}\r\n{value}\r\n"
-
-
-def _bulk(values: pa.Array) -> pa.Array:
-    """RESP bulk strings of a string array, element-wise (lengths in UTF-8 bytes)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    lengths = pc.cast(pc.binary_length(values), pa.string())
-    out: pa.Array = pc.binary_join_element_wise("$", lengths, "\r\n", values, "\r\n", "")
-    return out
-
-
-def _arrow(values: Column, arrow_type: pa.DataType, dtype: str) -> pa.Array:
-    """``values`` as an Arrow array of ``arrow_type`` (Arrow input is cast, never copied out).
-
-    Raises:
-        InvalidInputError: a value does not fit the feature's type.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    try:
-        if isinstance(values, pa.ChunkedArray):
-            values = values.combine_chunks()
-        if isinstance(values, pa.Array):
-            return values if values.type == arrow_type else pc.cast(values, arrow_type)
-        return pa.array(values, type=arrow_type)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError) as exc:
-        raise InvalidInputError(f"values do not fit type {dtype}: {exc}") from exc
-
-
-def _typed(dtype: str, values: Column) -> pa.Array:
-    """A column as an Arrow array of its feature's storage type (NaN already null); strings
-    are JSON-encoded here, numbers and booleans when a slice is encoded.
-
-    Raises:
-        InvalidInputError: a value does not fit the feature's type.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if dtype == "string":
-        plain = values.to_pylist() if hasattr(values, "to_pylist") else values
-        encoded = ["null" if v is None else orjson.dumps(str(v)).decode() for v in plain]
-        return pa.array(encoded, type=pa.string())
-    if dtype == "bool":
-        if not isinstance(values, (pa.Array, pa.ChunkedArray)):
-            values = [None if v is None else bool(v) for v in values]
-        return _arrow(values, pa.bool_(), dtype)
-    if dtype.startswith("float"):
-        arr = _arrow(values, pa.float64(), dtype)
-        if pc.any(pc.is_nan(arr)).as_py():
-            arr = pc.if_else(pc.is_nan(arr), pa.scalar(None, pa.float64()), arr)  # NaN → null
-        return arr
-    return _arrow(values, pa.int64(), dtype)
-
-
-def _encode_column(dtype: str, values: pa.Array) -> pa.Array:
-    """JSON text of a typed column, element-wise (``null`` for nulls; infinities as the
-    strings ``"inf"`` and ``"-inf"``). A whole float may be written as an integer: reads turn
-    float features back into floats."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if dtype == "string":
-        return values  # encoded by _typed
-    if dtype == "bool":
-        text = pc.if_else(values, "true", "false")
-    else:
-        text = pc.cast(values, pa.string())
-        if dtype.startswith("float") and pc.any(pc.is_inf(values)).as_py():
-            text = pc.replace_substring_regex(text, r"^(-?inf)$", r'"\1"')
-    encoded: pa.Array = pc.fill_null(text, "null")
-    return encoded
-
-
-def _spans(values: pa.Array, step: int) -> tuple[memoryview, list[int]]:
-    """The UTF-8 bytes of a string array without nulls, and the byte offset of every
-    ``step``-th element (and of the end), so a run of elements is one slice of the bytes."""
-    import numpy as np
-
-    _, offsets, data = values.buffers()
-    n = len(values)
-    ends = np.frombuffer(offsets, dtype=np.int32)[values.offset : values.offset + n + 1]
-    marks = [int(ends[i]) for i in range(0, n, step)] + [int(ends[n])]
-    return memoryview(data) if data is not None else memoryview(b""), marks
-
-
-def _plan(layout: Layout, features: Sequence[str], schema: Mapping[str, str]) -> Plan:
-    """Where each asked feature sits in a stored layout (-1 when absent or retyped since)."""
-    where = {name: (i, dtype) for i, (name, dtype) in enumerate(layout)}
-    positions = []
-    for f in features:
-        found = where.get(f)
-        positions.append(found[0] if found is not None and found[1] == schema.get(f) else -1)
-    floats = tuple(j for j, f in enumerate(features) if schema.get(f, "").startswith("float"))
-    return tuple(positions), floats
-
-
-def _values(row: Sequence[Any], plan: Plan) -> tuple[Any, ...]:
-    positions, floats = plan
-    out = [None if i < 0 else row[i] for i in positions]
-    for j in floats:
-        v = out[j]
-        if v is not None and v.__class__ is not float:
-            out[j] = float(v)  # a whole number written without a point, or "inf" / "-inf"
-    return tuple(out)
-
 
 class RedisOnlineStore:
     """Online store in Redis (``redis://host:6379/0``)."""
@@ -230,8 +103,8 @@ class RedisOnlineStore:
             ) from exc
         self._reader = self._client.register_script(_READ_LUA)
         self._schemas: dict[str, dict[str, str]] = {}
-        self._layouts: dict[tuple[str, str], Layout] = {}  # (table, id) → layout; immutable
-        self._plans: dict[tuple[str, str, tuple[str, ...]], Plan] = {}
+        self._layouts: dict[tuple[str, str], rv.Layout] = {}  # (table, id) → layout; immutable
+        self._plans: dict[tuple[str, str, tuple[str, ...]], rv.Plan] = {}
 
     @property
     def url(self) -> str:
@@ -268,11 +141,11 @@ class RedisOnlineStore:
         if not raw:
             self._schemas.pop(table, None)
             return None
-        schema = {_text(k): _text(v) for k, v in raw.items() if k}
+        schema = {rv.text(k): rv.text(v) for k, v in raw.items() if k}
         self._schemas[table] = schema
         return schema
 
-    def _layout(self, table: str, layout_id: str) -> Layout | None:
+    def _layout(self, table: str, layout_id: str) -> rv.Layout | None:
         found = self._layouts.get((table, layout_id))
         if found is not None:
             return found
@@ -282,7 +155,7 @@ class RedisOnlineStore:
             raise self._fail(f"reading a row layout of {table!r}", exc) from exc
         if raw is None:
             return None
-        layout: Layout = tuple((str(f), str(t)) for f, t in orjson.loads(raw))
+        layout: rv.Layout = tuple((str(f), str(t)) for f, t in orjson.loads(raw))
         self._layouts[(table, layout_id)] = layout
         return layout
 
@@ -356,28 +229,29 @@ class RedisOnlineStore:
         import pyarrow.compute as pc
 
         # Every column becomes Arrow first (a bad value fails here, before anything is sent).
-        names = _arrow(keys, pa.string(), "string")
-        times = _arrow(event_ms, pa.int64(), "int64")
+        names = rv.arrow(keys, pa.string(), "string")
+        times = rv.arrow(event_ms, pa.int64(), "int64")
         if names.null_count or times.null_count:
             raise InvalidInputError(f"write to {table!r}: a key or an event time is null")
         kinds = [schema[f] for f in features]
-        typed = [_typed(k, c) for k, c in zip(kinds, columns, strict=True)]
-        layout: Layout = tuple(zip(features, kinds, strict=True))
-        layout_id = _layout_id(layout)
+        typed = [rv.typed(k, c) for k, c in zip(kinds, columns, strict=True)]
+        layout: rv.Layout = tuple(zip(features, kinds, strict=True))
+        layout_id = rv.layout_id(layout)
         sha = self._write_sha()
         prefix = self._key(table, "")
         n = len(names)
 
         def commands() -> Iterator[bytes]:
-            yield _packed(["HSET", self._meta("layout", table), layout_id, _dumps(layout)])
+            yield rv.packed(["HSET", self._meta("layout", table), layout_id, rv.dumps(layout)])
             # Arrow builds every argument as RESP text a slice of rows at a time, so the
             # chunks of a slice are byte ranges of two buffers: Python never touches a row or
             # a value, and Redis runs the first chunks while the next slice is encoded.
             for lo in range(0, n, _ENCODE_ROWS):
                 size = min(_ENCODE_ROWS, n - lo)
-                hkeys = _bulk(pc.binary_join_element_wise(prefix, names.slice(lo, size), ""))
+                hkeys = rv.bulk(pc.binary_join_element_wise(prefix, names.slice(lo, size), ""))
                 values = [
-                    _encode_column(k, c.slice(lo, size)) for k, c in zip(kinds, typed, strict=True)
+                    rv.encode_column(k, c.slice(lo, size))
+                    for k, c in zip(kinds, typed, strict=True)
                 ]
                 if values:
                     joined = pc.binary_join_element_wise(*values, ",")
@@ -397,20 +271,20 @@ class RedisOnlineStore:
                     "\r\n",
                     "",
                 )
-                key_bytes, key_marks = _spans(hkeys, _WRITE_CHUNK)
-                arg_bytes, arg_marks = _spans(args, _WRITE_CHUNK)
+                key_bytes, key_marks = rv.spans(hkeys, _WRITE_CHUNK)
+                arg_bytes, arg_marks = rv.spans(args, _WRITE_CHUNK)
                 for i, start in enumerate(range(0, size, _WRITE_CHUNK)):
                     m = min(_WRITE_CHUNK, size - start)
                     call = (
                         f"*{3 + m + 1 + 2 * m}\r\n$7\r\nEVALSHA\r\n"
-                        + _bulk_text(sha)
-                        + _bulk_text(str(m))
+                        + rv.bulk_text(sha)
+                        + rv.bulk_text(str(m))
                     )
                     yield b"".join(
                         (
                             call.encode(),
                             key_bytes[key_marks[i] : key_marks[i + 1]],
-                            _bulk_text(layout_id).encode(),
+                            rv.bulk_text(layout_id).encode(),
                             arg_bytes[arg_marks[i] : arg_marks[i + 1]],
                         )
                     )
@@ -424,7 +298,7 @@ class RedisOnlineStore:
             sha: Any = self._client.script_load(_WRITE_LUA)  # bytes: decode_responses is off
         except RedisError as exc:
             raise self._fail("loading the write script", exc) from exc
-        return _text(sha)
+        return rv.text(sha)
 
     def _send(self, commands: Iterable[bytes], action: str) -> None:
         """Send pre-packed commands as they are built, keeping a few in flight (Redis runs
@@ -471,7 +345,7 @@ class RedisOnlineStore:
                 ts, lid, row = self._client.hmget(self._key(table, keys[0]), ["_t", "_l", "_r"])
                 if ts is None or lid is None or row is None:
                     return [None]
-                replies: list[Any] = [(ts, _text(lid), orjson.loads(row))]
+                replies: list[Any] = [(ts, rv.text(lid), orjson.loads(row))]
             else:
                 hkeys = [self._key(table, k) for k in keys]
                 replies = orjson.loads(self._reader(keys=hkeys))
@@ -487,13 +361,13 @@ class RedisOnlineStore:
             plan = self._plans.get((table, lid, wanted))
             if plan is None:
                 plan = self._make_plan(table, lid, wanted)
-            out.append((int(ts), _values(row, plan)))
+            out.append((int(ts), rv.values(row, plan)))
         return out
 
-    def _make_plan(self, table: str, layout_id: str, features: tuple[str, ...]) -> Plan:
+    def _make_plan(self, table: str, layout_id: str, features: tuple[str, ...]) -> rv.Plan:
         schema = self._missing(table, features)
         layout = self._layout(table, layout_id) or ()  # unknown layout: every value null
-        plan = _plan(layout, features, schema)
+        plan = rv.plan(layout, features, schema)
         self._plans[(table, layout_id, features)] = plan
         return plan
 
@@ -542,12 +416,3 @@ class RedisOnlineStore:
     def close(self) -> None:
         """Close the connection pool."""
         self._client.close()
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def _packed(args: Sequence[str]) -> bytes:
-    """One command in RESP."""
-    return (f"*{len(args)}\r\n" + "".join(_bulk_text(a) for a in args)).encode()
