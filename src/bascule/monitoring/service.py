@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from bascule.core.clock import Clock
-from bascule.core.errors import BasculeError
+from bascule.core.errors import BasculeError, InvalidInputError
 from bascule.core.monitoring_records import (
     Alert,
     MonitoringResult,
@@ -63,6 +63,7 @@ from bascule.monitoring.notifiers import AlertEvent, Notifier
 from bascule.monitoring.performance import CostModel
 from bascule.monitoring.report import Finding
 from bascule.monitoring.windows import parse_duration, plan_windows, to_ms
+from bascule.registry.decision import DecisionRule
 
 if TYPE_CHECKING:
     from bascule.registry.service import RegistryService
@@ -447,17 +448,12 @@ def _served_labels(
     sample: pd.DataFrame,
     predictor: Any,
 ) -> np.ndarray:
-    """The labels the server gives: at the version's ``decision_threshold`` when it has one
-    (binary classifiers; the positive class is ``positive_label``, else the second), else
-    the model's own. Otherwise a cost-chosen threshold reads as prediction drift."""
-    tags = registry.resolve(f"{model}:{version}").tags
-    threshold, classes = tags.get("decision_threshold"), list(sig.classes or [])
-    texts = [str(c) for c in classes]
-    positive = tags.get("positive_label") or (texts[1] if len(texts) == 2 else None)
-    if threshold is None or len(classes) != 2 or positive not in texts:
+    """The labels the server gives: by the version's :class:`DecisionRule` when it has one,
+    else the model's own. Otherwise a cost-chosen threshold reads as prediction drift."""
+    try:
+        rule = DecisionRule.of_version(registry.resolve(f"{model}:{version}").tags, sig)
+    except InvalidInputError:  # the server refuses to load such a version: the model's labels
+        rule = None
+    if rule is None:
         return np.asarray(predictor.predict(sample))
-    index = texts.index(positive)
-    flagged = proba[:, index] >= float(threshold)
-    choices = np.asarray([classes[1 - index], classes[index]])
-    labels: np.ndarray = choices[flagged.astype(np.int64)]
-    return labels
+    return rule.labels(proba)

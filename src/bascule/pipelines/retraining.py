@@ -56,6 +56,7 @@ from bascule.pipelines.scoring import (
 from bascule.pipelines.splits import check_rows, data_spec, split_rows
 from bascule.pipelines.steps import Pipeline, StepContext, step
 from bascule.pipelines.validation import require_fitted, schema_from_signature
+from bascule.registry.decision import TAG_POSITIVE_LABEL, TAG_THRESHOLD
 from bascule.registry.service import RegistryService
 
 __all__ = [
@@ -68,12 +69,7 @@ __all__ = [
     "observing_steps",
 ]
 
-TAG_THRESHOLD = "decision_threshold"
-"""Version tag holding the decision threshold (``repr`` of a float): a row is positive when
-its positive-class probability is ``>=`` it. Also stored as the metric of the same name."""
-METRIC_THRESHOLD = "decision_threshold"
-TAG_POSITIVE_LABEL = "positive_label"
-"""Version tag holding the positive class the threshold applies to (as text)."""
+METRIC_THRESHOLD = TAG_THRESHOLD
 TAG_DATA_UNTIL = "training_data_until"
 """Version tag holding the ISO time its training (and validation) rows end; the next
 run's holdout only keeps rows newer than this."""

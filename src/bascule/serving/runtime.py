@@ -27,6 +27,7 @@ from bascule.core.outputs import OutputTensor
 from bascule.core.schema import ModelSignature
 from bascule.core.tensor_data import DATATYPES
 from bascule.core.tensors import RequestedOutput, Tensor
+from bascule.registry.decision import TAG_POSITIVE_LABEL, TAG_THRESHOLD, DecisionRule
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -91,9 +92,11 @@ class ServedModel:
         self._output_names = ["label", "probabilities"] if self._classify else ["prediction"]
         self._proba_columns = [f"proba_{c}" for c in self._classes or []]
         self.decision_threshold = decision_threshold
-        self._threshold_rule: tuple[int, np.ndarray] | None = None
+        self._decision: DecisionRule | None = None
         if decision_threshold is not None:
-            self._threshold_rule = _threshold_rule(self._classes, positive_label, self._classify)
+            self._decision = DecisionRule.for_classes(
+                decision_threshold, self._classes, positive_label, classify=self._classify
+            )
         self._expected_inputs = (
             f"one 2-D tensor {MATRIX_INPUT!r} of shape [rows, {len(sig.columns)}] "
             f"(columns {sig.column_names}) or one tensor per column named "
@@ -360,10 +363,8 @@ class ServedModel:
         else:
             label = label.astype(object, copy=False)
         proba = np.asarray(raw[sig.proba_output or ""], dtype=np.float32)
-        if self._threshold_rule is not None and self.decision_threshold is not None:
-            index, choices = self._threshold_rule
-            flagged = proba[:, index] >= self.decision_threshold
-            label = choices[flagged.astype(np.intp)].astype(label.dtype, copy=False)
+        if self._decision is not None:
+            label = self._decision.labels(proba).astype(label.dtype, copy=False)
         return {"label": label, "probabilities": proba}
 
     def outputs(
@@ -494,38 +495,15 @@ def load_served_model(
         blob, signature, name=mv.name, version=mv.version, intra_op_threads=intra_op_threads
     )
     sample = registry.reference_sample(mv) if mv.sample_digest else None
-    threshold = mv.tags.get("decision_threshold")
+    threshold = mv.tags.get(TAG_THRESHOLD)
     model = ServedModel(
         predictor,
         decision_threshold=float(threshold) if threshold is not None else None,
-        positive_label=mv.tags.get("positive_label"),
+        positive_label=mv.tags.get(TAG_POSITIVE_LABEL),
         feature_binding=FeatureServiceBinding.from_tags(mv.tags),
     )
     model.warm_up(sample, max_rows=warm_rows)
     return model
-
-
-def _threshold_rule(
-    classes: list[int] | list[str] | None, positive_label: str | None, classify: bool
-) -> tuple[int, np.ndarray]:
-    """(index of the positive class, [negative label, positive label]) for a binary classifier.
-
-    Raises:
-        InvalidInputError: not a binary classifier, or an unknown positive label.
-    """
-    if not classify or classes is None or len(classes) != 2:
-        raise InvalidInputError.for_field(
-            "decision_threshold", classes, "a binary classifier (two classes) to apply it to"
-        )
-    texts = [str(c) for c in classes]
-    wanted = positive_label if positive_label is not None else texts[1]
-    if wanted not in texts:
-        raise InvalidInputError.for_field("positive_label", positive_label, f"one of {texts}")
-    index = texts.index(wanted)
-    choices = np.asarray([classes[1 - index], classes[index]], dtype=object)
-    if all(isinstance(c, int) for c in classes):
-        choices = choices.astype(np.int64)
-    return index, choices
 
 
 def column_values(tensor: Tensor) -> np.ndarray:

@@ -62,7 +62,7 @@ def counterfactual_decisions(story: Story, version: int) -> pd.DataFrame:
         request_id, row, decision_cf (0/1), from the inputs the server logged.
     """
     services = story.services
-    from bascule.pipelines.retraining import TAG_THRESHOLD
+    from bascule.registry.decision import TAG_THRESHOLD
 
     first = story.bank.midnight(story.scenario.history_days)
     last = story.bank.midnight(story.scenario.bank_day(max(story.answers)) + 1)
