@@ -12,7 +12,8 @@ class probabilities. Figures:
   request path (no flusher running), per call, median of 3 runs of 200,000 calls;
   ``deque_append_per_record`` is a bare ``deque.append`` for scale.
 - ``flush_*_throughput``: ``flush()`` of a full buffer into a ``LocalArtifactStore`` in a
-  temporary folder (Arrow tables, lz4 Parquet by default, atomic fsynced writes), rows per second,
+  temporary folder (Arrow tables, lz4 Parquet by default, atomic fsynced writes, chunks of the
+  server's default ``flush_rows``), rows per second,
   after an untimed warm-up flush (pyarrow's import and first conversions).
 - ``flush_64row_{lz4,zstd}_cpu_per_row`` / ``..._bytes_per_row``: the flushing thread's CPU
   time per row and the file bytes per row with each codec
@@ -42,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from bascule.core.clock import SystemClock
+from bascule.core.settings import PredictionLogSettings
 from bascule.store.artifacts import LocalArtifactStore
 from bascule.store.predictions import (
     PredictionBatch,
@@ -162,7 +164,7 @@ def bench_flush(
     plog = PredictionLog(
         store,
         max_buffer_rows=10**9,
-        flush_rows=20_000,
+        flush_rows=PredictionLogSettings().flush_rows,  # the server's default
         compression=compression,
         clock=SystemClock(),
     )

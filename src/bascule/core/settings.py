@@ -134,15 +134,16 @@ class PredictionLogSettings(_Section):
 
     enabled: bool = True
     """Write every answered request (and shadow answers) to the log under the artifact root."""
-    flush_rows: int = Field(default=20_000, ge=1, le=10_000_000)
+    flush_rows: int = Field(default=60_000, ge=1, le=10_000_000)
     """A buffer holding this many rows is written at once, one Parquet file per model and
     hour (larger buffers in chunks of this many rows). Encoding is column-wise and yields to
     the request path between columns, so larger chunks mean fewer, larger files and no
-    longer pauses."""
+    longer pauses; each file has a fixed cost (writer set-up, two fsyncs, a rename)."""
     flush_interval_s: float = Field(default=5.0, gt=0, le=3600)
     """Buffered rows are written at least this often (seconds)."""
-    max_buffer_rows: int = Field(default=100_000, ge=1, le=100_000_000)
-    """Rows held in memory at most; beyond that rows are dropped and counted, never blocking."""
+    max_buffer_rows: int = Field(default=200_000, ge=1, le=100_000_000)
+    """Rows held in memory at most, counting a flush in progress; beyond that rows are dropped
+    and counted, never blocking (room for about three flushes' worth)."""
     compression: Literal["lz4", "zstd", "snappy", "none"] = "lz4"
     """Parquet codec of the log's files. ``lz4`` costs the server about a quarter less CPU per
     logged row than ``zstd`` for slightly larger files (``benchmarks/prediction_log.py`` prints

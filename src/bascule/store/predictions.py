@@ -183,7 +183,7 @@ class PredictionLog:
         store: ArtifactStore,
         *,
         max_buffer_rows: int = 200_000,
-        flush_rows: int = 20_000,
+        flush_rows: int = 60_000,
         flush_interval_s: float = 5.0,
         compression: str = "lz4",
         clock: Clock,
