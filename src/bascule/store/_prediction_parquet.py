@@ -269,16 +269,38 @@ def _to_arrow(values: np.ndarray, *, strict: bool) -> Any:
     return pa.array([None if v is None else str(v) for v in values], type=pa.string())
 
 
+_MAX_CHUNKS: Final = 256
+"""Parts of a numeric column kept as Arrow chunks at most (more are joined into one)."""
+
+
 def _join(parts: list[np.ndarray], rows: np.ndarray, *, strict: bool) -> Any:
     if strict:
         lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
         if not np.array_equal(lengths, rows):
             raise _Uneven("ragged column")
+    if 1 < len(parts) <= _MAX_CHUNKS and _same_numbers(parts):
+        # one Arrow chunk per part, each viewing its array: Parquet reads the chunks in turn,
+        # so the column is never copied into one array first
+        import pyarrow as pa
+
+        return pa.chunked_array([_to_arrow(np.ascontiguousarray(p), strict=strict) for p in parts])
     try:  # contiguous, whatever the parts' strides
         joined = np.ascontiguousarray(parts[0]) if len(parts) == 1 else np.concatenate(parts)
     except (ValueError, TypeError) as exc:
         raise _Uneven(str(exc)) from exc
     return _to_arrow(joined, strict=strict)
+
+
+def _same_numbers(parts: Sequence[Any]) -> bool:
+    """Whether every part is a 1-D array of one numeric dtype Arrow takes as it is (records
+    may hold lists)."""
+    first = parts[0]
+    if not isinstance(first, np.ndarray) or first.dtype.kind not in "biuf":
+        return False
+    dtype = first.dtype
+    return dtype != np.float16 and all(
+        isinstance(p, np.ndarray) and p.dtype == dtype and p.ndim == 1 for p in parts
+    )
 
 
 def _gather(values: list[Sequence[Any] | np.ndarray], dtype: type[np.generic]) -> np.ndarray:

@@ -633,3 +633,27 @@ def test_every_codec_the_settings_accept_is_one_the_log_writes(tmp_path: Path, c
         plog = make_log(LocalArtifactStore(tmp_path / codec), clock, compression=codec)
         plog.append(record(rows=2))
         assert 2 == plog.flush()
+
+
+def test_batches_joined_into_one_file_keep_their_rows_in_order(tmp_path: Path, clock):
+    import pyarrow.parquet as pq
+
+    store = LocalArtifactStore(tmp_path)
+    plog = make_log(store, clock)
+    values = np.arange(12, dtype=np.float32)
+    for k in range(3):  # numeric columns of one dtype: written from the batches' own arrays
+        part = values[4 * k : 4 * k + 4]
+        at = [T0 + timedelta(seconds=2 * k), T0 + timedelta(seconds=2 * k + 1)]
+        plog.append(batch([f"r{k}a", f"r{k}b"], [2, 2], at=at, inputs={"x": part, "n": part * 10}))
+    last = {"x": np.array([99.0]), "n": np.array([7.0])}
+    plog.append(batch(["r3"], [1], at=[T0 + timedelta(seconds=9)], inputs=last))
+
+    assert 13 == plog.flush()
+    (key,) = list(store.list("predictions/"))
+    meta = pq.ParquetFile(store.path_for_key(key)).metadata
+    df = read_all(store)
+
+    assert 1 == meta.num_row_groups
+    assert [*range(12), 99] == df.x.tolist()  # float32 and float64 parts: one float64 column
+    assert [*(v * 10 for v in range(12)), 7] == df.n.tolist()
+    assert ["r0a", "r0a", "r0b", "r0b"] == df.request_id.head(4).tolist()
