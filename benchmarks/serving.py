@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/serving.py                 # full: 10 s per configuration (~12 min, and the MLServer venv on first run)
+    .venv/bin/python benchmarks/serving.py                 # full: 10 s per configuration (~14 min)
     .venv/bin/python benchmarks/serving.py --quick         # smoke: 3 s each, fewer configurations
     .venv/bin/python benchmarks/serving.py --bascule-only  # no peers, no peer venv
 
