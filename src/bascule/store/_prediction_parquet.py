@@ -4,31 +4,43 @@ Private to :mod:`bascule.store.predictions` (reading is in ``_prediction_query``
 imported on first use, so importing the log (the inference server does) stays light.
 
 Encoding is column-wise: batches, and records stacked by model, hour, version and columns,
-become parts; parts of one model, hour and column set are joined with one ``np.concatenate``
-per column, and meta columns are expanded from per-request arrays with ``np.repeat``. The
-flusher thread calls ``pause`` between columns so that, sharing the interpreter with the
-request path, it never holds the GIL for long; the Parquet encoding itself runs in Arrow
-with the GIL released.
+become parts (``_prediction_parts``); parts of one model, hour and column set are joined
+column by column (numeric parts of one dtype as Arrow chunks over their own arrays, others
+with one ``np.concatenate``), and meta columns are expanded from per-request arrays with
+``np.repeat``. The flusher thread calls ``pause`` between columns so that, sharing the
+interpreter with the request path, it never holds the GIL for long; the Parquet encoding
+itself runs in Arrow with the GIL released.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import itertools
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 import numpy as np
 
+from bascule.store._prediction_parts import (
+    EPOCH,
+    US_PER_HOUR,
+    Columns,
+    Part,
+    Uneven,
+    batch_parts,
+    micros,
+    normalise,
+    record_part,
+    stack,
+)
+
 if TYPE_CHECKING:
     from bascule.store.predictions import PredictionBatch, PredictionRecord
 
-__all__ = ["CODECS", "META_COLUMNS", "encode_tables", "micros", "model_prefix"]
+__all__ = ["CODECS", "META_COLUMNS", "encode_tables", "model_prefix"]
 
 META_COLUMNS: Final = (
     "request_id",
@@ -47,11 +59,7 @@ CODECS: Final = ("lz4", "zstd", "snappy", "none")
 """Parquet codecs the log writes with (pyarrow's names); ``serving.prediction_log.compression``
 accepts the same (a test keeps the two equal: settings may not import the store)."""
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_US: Final = timedelta(microseconds=1)
-_US_PER_HOUR: Final = 3_600_000_000
 
-Columns = Mapping[str, np.ndarray]
 Encoded = tuple[str, bytes, int]
 """``(key, Parquet bytes, rows)`` of one file to write."""
 Pause = Callable[[], None]
@@ -62,197 +70,8 @@ def model_prefix(prefix: str, model: str) -> str:
     return f"{prefix}/model={quote(model, safe='')}/"
 
 
-def micros(ts: datetime) -> int:
-    """Microseconds since the Unix epoch (a naive datetime is taken as UTC)."""
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return (ts - _EPOCH) // _ONE_US
-
-
 def _no_pause() -> None:
     return None
-
-
-class _Uneven(Exception):
-    """A group's columns cannot be joined as they are (ragged, 2-D or mixed types)."""
-
-
-@dataclass(slots=True, eq=False)
-class _Part:
-    """Requests of one model version within one hour, per-request fields as arrays."""
-
-    model_name: str
-    model_version: int
-    hour: int
-    rows: int
-    request_ids: Sequence[str]
-    request_rows: Sequence[int] | np.ndarray  # one per request, like the next two
-    timestamps_us: Sequence[int] | np.ndarray
-    latencies_ms: Sequence[float] | np.ndarray
-    routes: Sequence[str]
-    policy: str
-    features_from: str
-    inputs: Columns
-    outputs: Columns
-    records: Sequence[PredictionRecord] = ()
-    """The records stacked into this part (split again if they cannot be joined)."""
-
-    @property
-    def label(self) -> str:
-        ids = self.request_ids  # a part has at least one request
-        return f"request {ids[0]!r}" + (f" (and {len(ids) - 1} more)" if len(ids) > 1 else "")
-
-
-class _Stacked(Mapping[str, np.ndarray]):
-    """The same-named columns of several records, joined when read.
-
-    Raises:
-        _Uneven: (on reading) a record's column does not have its row count, or the
-            columns cannot be joined.
-    """
-
-    __slots__ = ("_columns", "_rows")
-
-    def __init__(self, columns: list[Columns], rows: list[int]) -> None:
-        self._columns = columns
-        self._rows = rows
-
-    def __getitem__(self, key: str) -> np.ndarray:
-        arrays = [c[key] for c in self._columns]
-        if list(map(len, arrays)) != self._rows:
-            raise _Uneven(f"ragged column {key!r}")
-        try:
-            return np.concatenate(arrays)
-        except (ValueError, TypeError) as exc:
-            raise _Uneven(str(exc)) from exc
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._columns[0])
-
-    def __len__(self) -> int:
-        return len(self._columns[0])
-
-
-def _stack(hour: int, members: list[tuple[PredictionRecord, int, int]]) -> _Part:
-    """One part from records sharing model, hour, version, policy, source and column names."""
-    records = [m[0] for m in members]
-    rows = [m[2] for m in members]
-    first = records[0]
-    return _Part(
-        first.model_name,
-        first.model_version,
-        hour=hour,
-        rows=sum(rows),
-        request_ids=[r.request_id for r in records],
-        request_rows=rows,
-        timestamps_us=[m[1] for m in members],
-        latencies_ms=[r.latency_ms for r in records],
-        routes=[r.route for r in records],
-        policy=first.policy,
-        features_from=first.features_from,
-        inputs=_Stacked([r.inputs for r in records], rows),
-        outputs=_Stacked([r.outputs for r in records], rows),
-        records=records,
-    )
-
-
-def _record_part(record: PredictionRecord) -> _Part:
-    n = record.rows
-    us = micros(record.timestamp)
-    return _Part(
-        record.model_name,
-        record.model_version,
-        hour=us // _US_PER_HOUR,
-        rows=n,
-        request_ids=(record.request_id,),
-        request_rows=(n,),
-        timestamps_us=(us,),
-        latencies_ms=(record.latency_ms,),
-        routes=(record.route,),
-        policy=record.policy,
-        features_from=record.features_from,
-        inputs=record.inputs,
-        outputs=record.outputs,
-    )
-
-
-def _batch_parts(batch: PredictionBatch) -> list[_Part] | str:
-    """The batch as parts, one per hour it spans (almost always one), or what is wrong."""
-    ids, routes = batch.request_ids, batch.routes
-    k = len(ids)
-    wrong = (
-        f"batch of {k} requests starting with {ids[0] if k else ''!r}: request_rows, "
-        "timestamps_us, latencies_ms and routes need one entry per request (rows >= 0)"
-    )
-    try:
-        counts = np.asarray(batch.request_rows, dtype=np.int64).reshape(-1)
-        stamps = np.asarray(batch.timestamps_us, dtype=np.int64).reshape(-1)
-        latencies = np.asarray(batch.latencies_ms, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        return wrong
-    if {len(routes), len(counts), len(stamps), len(latencies)} != {k} or (counts < 0).any():
-        return wrong
-    rows = int(counts.sum())
-    if rows == 0:
-        return []
-    hours = stamps // _US_PER_HOUR
-    whole = _Part(
-        batch.model_name,
-        batch.model_version,
-        hour=int(hours[0]),
-        rows=rows,
-        request_ids=ids,
-        request_rows=counts,
-        timestamps_us=stamps,
-        latencies_ms=latencies,
-        routes=routes,
-        policy=batch.policy,
-        features_from=batch.features_from,
-        inputs=batch.inputs,
-        outputs=batch.outputs,
-    )
-    if (hours == whole.hour).all():
-        return [whole]
-    row_hours = np.repeat(hours, counts)
-    parts = []
-    for hour in np.unique(hours).tolist():
-        sel, row_sel = hours == hour, row_hours == hour
-        picked = np.flatnonzero(sel).tolist()
-        try:
-            ins = {name: np.asarray(v)[row_sel] for name, v in batch.inputs.items()}
-            outs = {name: np.asarray(v)[row_sel] for name, v in batch.outputs.items()}
-        except IndexError:
-            return f"batch starting with {ids[0]!r}: a column does not have {rows} rows"
-        parts.append(
-            dataclasses.replace(
-                whole,
-                hour=hour,
-                rows=int(counts[sel].sum()),
-                request_ids=[ids[i] for i in picked],
-                request_rows=counts[sel],
-                timestamps_us=stamps[sel],
-                latencies_ms=latencies[sel],
-                routes=[routes[i] for i in picked],
-                inputs=ins,
-                outputs=outs,
-            )
-        )
-    return parts
-
-
-def _normalise(part: _Part) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | str:
-    """The part's columns as 1-D arrays of its row count, or what is wrong with it."""
-    n = part.rows
-    out: list[dict[str, np.ndarray]] = [{}, {}]
-    for side, columns in zip(out, (part.inputs, part.outputs), strict=True):
-        for name, values in columns.items():
-            arr = np.asarray(values)
-            if arr.ndim == 2 and arr.shape[1] == 1:
-                arr = arr.ravel()
-            if arr.ndim != 1 or len(arr) != n:
-                return f"{part.label}: column {name!r} has shape {list(arr.shape)}, expected [{n}]"
-            side[name] = arr
-    return out[0], out[1]
 
 
 def _to_arrow(values: np.ndarray, *, strict: bool) -> Any:
@@ -264,7 +83,7 @@ def _to_arrow(values: np.ndarray, *, strict: bool) -> Any:
         return pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
         if strict:
-            raise _Uneven(str(exc)) from exc
+            raise Uneven(str(exc)) from exc
     # mixed Python objects within one record's column: keep their text
     return pa.array([None if v is None else str(v) for v in values], type=pa.string())
 
@@ -277,7 +96,7 @@ def _join(parts: list[np.ndarray], rows: np.ndarray, *, strict: bool) -> Any:
     if strict:
         lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
         if not np.array_equal(lengths, rows):
-            raise _Uneven("ragged column")
+            raise Uneven("ragged column")
     if 1 < len(parts) <= _MAX_CHUNKS and _same_numbers(parts):
         # one Arrow chunk per part, each viewing its array: Parquet reads the chunks in turn,
         # so the column is never copied into one array first
@@ -287,7 +106,7 @@ def _join(parts: list[np.ndarray], rows: np.ndarray, *, strict: bool) -> Any:
     try:  # contiguous, whatever the parts' strides
         joined = np.ascontiguousarray(parts[0]) if len(parts) == 1 else np.concatenate(parts)
     except (ValueError, TypeError) as exc:
-        raise _Uneven(str(exc)) from exc
+        raise Uneven(str(exc)) from exc
     return _to_arrow(joined, strict=strict)
 
 
@@ -323,12 +142,12 @@ def _dictionary(values: Any, repeats: np.ndarray | None) -> Any:
 
 
 def _table(
-    parts: list[_Part], ins: list[Columns], outs: list[Columns], *, strict: bool, pause: Pause
+    parts: list[Part], ins: list[Columns], outs: list[Columns], *, strict: bool, pause: Pause
 ) -> Any:
     """One Arrow table from parts sharing column names, built column by column.
 
     Raises:
-        _Uneven: ``strict`` and a column is ragged, 2-D or mixes types across parts.
+        Uneven: ``strict`` and a column is ragged, 2-D or mixes types across parts.
     """
     import pyarrow as pa
 
@@ -395,7 +214,7 @@ def _schema(table: Any, *, nullable: bool | None = None) -> Any:
     )
 
 
-def _tables(members: list[_Part], invalid: list[str], pause: Pause) -> list[Any]:
+def _tables(members: list[Part], invalid: list[str], pause: Pause) -> list[Any]:
     """Tables of parts with the same column names: one, vectorised, in the common case.
 
     A group that cannot be joined as it is takes the slow path: stacked records are split
@@ -405,12 +224,12 @@ def _tables(members: list[_Part], invalid: list[str], pause: Pause) -> list[Any]
     try:
         ins, outs = [p.inputs for p in members], [p.outputs for p in members]
         return [_table(members, ins, outs, strict=True, pause=pause)]
-    except _Uneven:
+    except Uneven:
         pass
-    kinds: dict[tuple[Any, ...], list[tuple[_Part, Columns, Columns]]] = {}
-    split = [q for p in members for q in ([_record_part(r) for r in p.records] or [p])]
+    kinds: dict[tuple[Any, ...], list[tuple[Part, Columns, Columns]]] = {}
+    split = [q for p in members for q in ([record_part(r) for r in p.records] or [p])]
     for part in split:
-        cols = _normalise(part)
+        cols = normalise(part)
         if isinstance(cols, str):
             invalid.append(cols)
             continue
@@ -489,7 +308,7 @@ def encode_tables(
 
     invalid: list[str] = []
     stacks: dict[tuple[Any, ...], list[tuple[PredictionRecord, int, int]]] = {}
-    parts: list[_Part] = []
+    parts: list[Part] = []
     for item in records:
         if isinstance(item, PredictionRecord):
             n = item.rows
@@ -497,7 +316,7 @@ def encode_tables(
                 us = micros(item.timestamp)
                 key = (
                     item.model_name,
-                    us // _US_PER_HOUR,
+                    us // US_PER_HOUR,
                     tuple(item.inputs),
                     tuple(item.outputs),
                     item.model_version,
@@ -506,13 +325,13 @@ def encode_tables(
                 )
                 stacks.setdefault(key, []).append((item, us, n))
             continue
-        found = _batch_parts(item)
+        found = batch_parts(item)
         if isinstance(found, str):
             invalid.append(found)
         else:
             parts.extend(found)
-    parts.extend(_stack(key[1], members) for key, members in stacks.items())
-    groups: dict[tuple[str, int, tuple[str, ...], tuple[str, ...]], list[_Part]] = {}
+    parts.extend(stack(key[1], members) for key, members in stacks.items())
+    groups: dict[tuple[str, int, tuple[str, ...], tuple[str, ...]], list[Part]] = {}
     for p in parts:
         groups.setdefault((p.model_name, p.hour, tuple(p.inputs), tuple(p.outputs)), []).append(p)
     by_file: dict[tuple[str, int], list[Any]] = {}
@@ -520,7 +339,7 @@ def encode_tables(
         by_file.setdefault((model, hour), []).extend(_tables(members, invalid, pause))
     files: list[Encoded] = []
     for (model, hour), tables in by_file.items():
-        start = _EPOCH + timedelta(hours=hour)
+        start = EPOCH + timedelta(hours=hour)
         folder = f"{model_prefix(prefix, model)}date={start:%Y-%m-%d}/hour={start:%H}/"
         if len(tables) > 1:
             # incompatible types under one name: one file each, readers unify them
