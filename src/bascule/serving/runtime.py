@@ -91,7 +91,6 @@ class ServedModel:
         self._label_strings = bool(self._classes) and isinstance((self._classes or [None])[0], str)
         self._output_names = ["label", "probabilities"] if self._classify else ["prediction"]
         self._proba_columns = [f"proba_{c}" for c in self._classes or []]
-        self.decision_threshold = decision_threshold
         self._decision: DecisionRule | None = None
         if decision_threshold is not None:
             self._decision = DecisionRule.for_classes(
@@ -104,6 +103,11 @@ class ServedModel:
         )
 
     # -- description -----------------------------------------------------------------------------
+
+    @property
+    def decision_threshold(self) -> float | None:
+        """The probability threshold the served ``label`` follows, if the version has one."""
+        return self._decision.threshold if self._decision is not None else None
 
     @property
     def signature(self) -> ModelSignature:
@@ -300,8 +304,8 @@ class ServedModel:
         name = self._signature.inputs[0].name
         parts = [feeds[name] for feeds in requests]
         joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        # The rows of the transposed copy are contiguous columns, which the log joins and
-        # encodes at memory speed (a strided view would gather each value from its own row).
+        # The rows of the transposed copy are contiguous columns, which the log writes as
+        # they are, one Arrow chunk each (a strided view would gather each value from its row).
         return dict(zip(self._column_names, np.ascontiguousarray(joined.T), strict=True))
 
     def log_outputs(self, results: Sequence[Outputs]) -> dict[str, np.ndarray]:
