@@ -29,7 +29,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from bascule.core._section import Section
 
 __all__ = [
     "DURATION_PATTERN",
@@ -49,10 +51,6 @@ _CRON_FIELDS = 5
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
-
-
 def _check_duration(value: str, what: str) -> str:
     match = re.match(DURATION_PATTERN, value)
     if match is None:
@@ -62,7 +60,7 @@ def _check_duration(value: str, what: str) -> str:
     return value.strip()
 
 
-class CostSettings(_Section):
+class CostSettings(Section):
     """Business prices of a binary classifier's decisions (``bascule.business.CostMatrix``).
 
     A ``*_column`` names a column of the prediction log (a model input such as ``amount``)
@@ -89,7 +87,7 @@ class CostSettings(_Section):
     """Unit shown with the figures (``EUR``)."""
 
 
-class AlertRule(_Section):
+class AlertRule(Section):
     """One alert rule: a stored monitoring metric compared with a threshold, window by window."""
 
     name: str = Field(pattern=_NAME)
@@ -115,7 +113,7 @@ class AlertRule(_Section):
     """Free text added to the notifications (what to do)."""
 
 
-class ModelMonitoringSettings(_Section):
+class ModelMonitoringSettings(Section):
     """How one model is monitored."""
 
     segment_column: str | None = None
@@ -147,7 +145,7 @@ class ModelMonitoringSettings(_Section):
         return self
 
 
-class _Delivery(_Section):
+class _Delivery(Section):
     retries: int = Field(default=3, ge=0, le=20)
     """Retries after a failed delivery (connection error, HTTP 5xx, 408 or 429)."""
     backoff_s: float = Field(default=1.0, ge=0, le=600)
@@ -186,7 +184,7 @@ class AlertmanagerNotifierSettings(_Delivery):
     bascule sends the resolve (bascule does not re-send firing alerts)."""
 
 
-class LogNotifierSettings(_Section):
+class LogNotifierSettings(Section):
     """Write alerts to the ``bascule.alerts`` logger."""
 
     kind: Literal["log"] = "log"
@@ -199,7 +197,7 @@ NotifierSettings = Annotated[
 ]
 
 
-class MonitoringSettings(_Section):
+class MonitoringSettings(Section):
     """Monitoring: when monitors run, over which windows, and where alerts go."""
 
     schedule: str | None = None

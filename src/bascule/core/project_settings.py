@@ -31,7 +31,9 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from bascule.core._section import Section
 
 __all__ = [
     "GATE_METRICS",
@@ -66,11 +68,7 @@ RESERVED_TRAINING_PARAMS = ("label", "features", "categorical")
 """Keys bascule adds to the training function's ``params`` (from the ``data`` section)."""
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
-
-
-class TrainingSettings(_Section):
+class TrainingSettings(Section):
     """The user's training function and what it is given."""
 
     entrypoint: str = Field(pattern=_ENTRYPOINT)
@@ -96,7 +94,7 @@ class TrainingSettings(_Section):
         return value
 
 
-class DataSettings(_Section):
+class DataSettings(Section):
     """Where the training data comes from and how it is split."""
 
     source: str | None = None
@@ -149,7 +147,7 @@ class DataSettings(_Section):
         return self
 
 
-class RetrainPolicy(_Section):
+class RetrainPolicy(Section):
     """When the model is retrained (beside ``bascule retrain`` by hand)."""
 
     on_alerts: list[str] = []
@@ -176,7 +174,7 @@ class RetrainPolicy(_Section):
         return text
 
 
-class GateSettings(_Section):
+class GateSettings(Section):
     """The promotion gate: what the challenger must show against the champion."""
 
     metric: GateMetric = "business_cost"
@@ -200,7 +198,7 @@ class GateSettings(_Section):
         return value
 
 
-class RolloutSettings(_Section):
+class RolloutSettings(Section):
     """How a challenger that passed the gate reaches production: shadow, canary, full."""
 
     shadow_requests: int = Field(default=1000, ge=0)
@@ -218,7 +216,7 @@ class RolloutSettings(_Section):
     champion's (0.05: 5 %) before the canary is rolled back."""
 
 
-class ProjectSettings(_Section):
+class ProjectSettings(Section):
     """One model's project: training code, data, retraining policy, gate and rollout."""
 
     model: str = Field(pattern=_NAME)
