@@ -41,7 +41,8 @@ from bascule.core.errors import (
 )
 from bascule.core.feature_binding import FeatureServiceBinding
 from bascule.core.tensors import Tensor
-from bascule.serving.runtime import MATRIX_INPUT, Feeds, ServedModel, column_values
+from bascule.serving.feeds import MATRIX_INPUT, Feeds, column_values
+from bascule.serving.runtime import ServedModel
 
 if TYPE_CHECKING:
     from bascule.features.online import OnlineFeatures

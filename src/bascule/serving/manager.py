@@ -34,8 +34,9 @@ from bascule.core.clock import Clock
 from bascule.core.errors import BasculeError, NotReadyError
 from bascule.core.refs import ModelRef
 from bascule.serving.batching import AdaptiveBatcher
+from bascule.serving.feeds import Feeds
 from bascule.serving.observer import NullObserver, ServingObserver
-from bascule.serving.runtime import Feeds, Outputs, ServedModel, load_served_model
+from bascule.serving.runtime import Outputs, ServedModel, load_served_model
 from bascule.serving.usage import UsageMeter
 
 if TYPE_CHECKING:

@@ -20,7 +20,8 @@ from typing import Final, Protocol
 import numpy as np
 
 from bascule.core.clock import Clock
-from bascule.serving.runtime import Feeds, Outputs, ServedModel
+from bascule.serving.feeds import Feeds
+from bascule.serving.runtime import Outputs, ServedModel
 from bascule.store.predictions import PredictionBatch, PredictionRecord
 
 __all__ = ["PredictionRecorder", "PredictionSink"]

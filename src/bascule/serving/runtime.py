@@ -3,10 +3,8 @@
 It wraps :class:`bascule.registry.predictor.OnnxPredictor` (which owns the onnxruntime
 session) and adds what serving needs:
 
-* mapping V2 input tensors to the model's feeds: either one 2-D numeric tensor holding
-  every feature column in signature order (named ``input``), or one tensor per feature
-  column named after it (``[rows]`` or ``[rows, 1]``; ``BYTES`` for strings and
-  categories), whatever layout the ONNX graph itself takes;
+* mapping V2 input tensors to the model's feeds, whatever layout the ONNX graph itself
+  takes (:mod:`bascule.serving.feeds`);
 * running a batch of such feeds in one onnxruntime call and splitting the results;
 * the outputs clients get: ``label`` and ``probabilities`` (per class, in ``classes``
   order) for classifiers, ``prediction`` for regressors;
@@ -28,6 +26,7 @@ from bascule.core.schema import ModelSignature
 from bascule.core.tensor_data import DATATYPES
 from bascule.core.tensors import RequestedOutput, Tensor
 from bascule.registry.decision import TAG_POSITIVE_LABEL, TAG_THRESHOLD, DecisionRule
+from bascule.serving.feeds import MISSING_TEXT, FeedMapper, Feeds
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,17 +35,10 @@ if TYPE_CHECKING:
     from bascule.registry.predictor import OnnxPredictor
     from bascule.registry.service import RegistryService
 
-__all__ = ["MATRIX_INPUT", "Feeds", "Outputs", "ServedModel", "load_served_model"]
+__all__ = ["Outputs", "ServedModel", "load_served_model"]
 
-MATRIX_INPUT: Final = "input"
-"""Name of the single 2-D input holding every feature column in order."""
-Feeds = dict[str, np.ndarray]
-"""ONNX input name → array, ready for onnxruntime."""
 Outputs = dict[str, np.ndarray]
 """Served output name → array, one row per input row."""
-
-_NUMERIC = {k for k in DATATYPES if k not in ("BYTES", "BOOL")}
-_MISSING_TEXT = "nan"  # what the converters feed for a missing category (see registry.profile)
 
 
 class ServedModel:
@@ -85,7 +77,6 @@ class ServedModel:
         self.version = predictor.version
         self._columns = sig.columns
         self._column_names = sig.column_names
-        self._column_index = {c.name: i for i, c in enumerate(sig.columns)}
         self._classes = sig.classes
         self._classify = sig.task == "classification" and sig.proba_output is not None
         self._label_strings = bool(self._classes) and isinstance((self._classes or [None])[0], str)
@@ -96,11 +87,7 @@ class ServedModel:
             self._decision = DecisionRule.for_classes(
                 decision_threshold, self._classes, positive_label, classify=self._classify
             )
-        self._expected_inputs = (
-            f"one 2-D tensor {MATRIX_INPUT!r} of shape [rows, {len(sig.columns)}] "
-            f"(columns {sig.column_names}) or one tensor per column named "
-            f"{sig.column_names}"
-        )
+        self._mapper = FeedMapper(sig, name=self.name, version=self.version)
 
     # -- description -----------------------------------------------------------------------------
 
@@ -168,128 +155,14 @@ class ServedModel:
     # -- requests --------------------------------------------------------------------------------
 
     def feeds(self, inputs: Sequence[Tensor]) -> Feeds:
-        """Map decoded V2 input tensors to the ONNX feeds.
+        """Map decoded V2 input tensors to the ONNX feeds (see :class:`FeedMapper`).
 
         Raises:
             InvalidInputError: unknown or missing inputs, a wrong shape or datatype, rows
                 that differ between inputs, or an empty batch; the message names the input,
                 what was sent and what the model expects.
         """
-        if len(inputs) == 1 and inputs[0].name == MATRIX_INPUT:
-            return self._from_matrix(inputs[0])
-        unknown = [t.name for t in inputs if t.name not in self._column_index]
-        if unknown:
-            raise InvalidInputError(
-                f"input {unknown[0]!r} is not an input of model '{self.name}' version "
-                f"{self.version}; expected {self._expected_inputs}",
-                field=f"input {unknown[0]!r}",
-                value=unknown,
-                expected=self._expected_inputs,
-            )
-        got = {t.name: t for t in inputs}
-        missing = [c.name for c in self._columns if c.name not in got]
-        if missing:
-            raise InvalidInputError(
-                f"inputs {missing} are missing; model '{self.name}' version {self.version} "
-                f"expects {self._expected_inputs}",
-                field=f"input {missing[0]!r}",
-                value=sorted(got),
-                expected=self._expected_inputs,
-                missing=missing,
-            )
-        columns = [self._column(got[c.name], c.datatype) for c in self._columns]
-        rows = columns[0].shape[0]
-        for tensor, col in zip((got[c.name] for c in self._columns), columns, strict=True):
-            if col.shape[0] != rows:
-                raise InvalidInputError(
-                    f"input {tensor.name!r}: sent {col.shape[0]} rows; expected {rows} rows "
-                    f"like input {self._columns[0].name!r}",
-                    field=f"input {tensor.name!r}",
-                    value=col.shape[0],
-                    expected=f"{rows} rows",
-                )
-        _check_rows(self._columns[0].name, rows)
-        if self._signature.layout == "columns":
-            return {c.name: v.reshape(-1, 1) for c, v in zip(self._columns, columns, strict=True)}
-        spec = self._signature.inputs[0]
-        matrix = np.empty((rows, len(columns)), dtype=DATATYPES[spec.datatype])
-        for j, values in enumerate(columns):
-            matrix[:, j] = values
-        return {spec.name: matrix}
-
-    def _from_matrix(self, tensor: Tensor) -> Feeds:
-        n = len(self._columns)
-        arr = tensor.array
-        if arr.ndim != 2 or arr.shape[1] != n:
-            raise InvalidInputError(
-                f"input {MATRIX_INPUT!r}: sent shape {list(arr.shape)}; expected [rows, {n}] "
-                f"with columns {self._signature.column_names}",
-                field=f"input {MATRIX_INPUT!r}",
-                value=list(arr.shape),
-                expected=f"[rows, {n}]",
-            )
-        if tensor.datatype not in _NUMERIC:
-            raise InvalidInputError(
-                f"input {MATRIX_INPUT!r}: sent datatype {tensor.datatype}; expected FP32 or "
-                "FP64 (send one tensor per column for text columns)",
-                field=f"input {MATRIX_INPUT!r}",
-                value=tensor.datatype,
-                expected="FP32 or FP64",
-            )
-        _check_rows(MATRIX_INPUT, arr.shape[0])
-        if self._signature.layout == "tensor":
-            spec = self._signature.inputs[0]
-            return {spec.name: arr.astype(DATATYPES[spec.datatype], copy=False)}
-        if any(c.datatype == "BYTES" for c in self._columns):
-            text = [c.name for c in self._columns if c.datatype == "BYTES"]
-            raise InvalidInputError(
-                f"input {MATRIX_INPUT!r}: model '{self.name}' has text columns {text}; "
-                f"expected one tensor per column named {self._signature.column_names}",
-                field=f"input {MATRIX_INPUT!r}",
-                expected="one tensor per column",
-            )
-        return {
-            c.name: self._column(Tensor(c.name, tensor.datatype, arr[:, j]), c.datatype).reshape(
-                -1, 1
-            )
-            for j, c in enumerate(self._columns)
-        }
-
-    def _column(self, tensor: Tensor, datatype: str) -> np.ndarray:
-        arr = column_values(tensor)
-        if datatype == "BYTES":
-            if tensor.datatype != "BYTES":
-                raise InvalidInputError(
-                    f"input {tensor.name!r}: sent datatype {tensor.datatype}; expected BYTES "
-                    "(strings)",
-                    field=f"input {tensor.name!r}",
-                    value=tensor.datatype,
-                    expected="BYTES",
-                )
-            if any(v is None for v in arr):
-                arr = np.array([_MISSING_TEXT if v is None else v for v in arr], dtype=object)
-            return arr
-        if tensor.datatype not in _NUMERIC:
-            raise InvalidInputError(
-                f"input {tensor.name!r}: sent datatype {tensor.datatype}; expected {datatype} "
-                "(numbers)",
-                field=f"input {tensor.name!r}",
-                value=tensor.datatype,
-                expected=datatype,
-            )
-        dtype = DATATYPES[datatype]
-        if dtype.kind in "iu" and arr.dtype.kind == "f":
-            whole = np.isfinite(arr) & (arr == np.round(arr))
-            if not whole.all():
-                row = int(np.flatnonzero(~whole)[0])
-                raise InvalidInputError(
-                    f"input {tensor.name!r}: sent {arr[row].item()!r} at row {row}; expected "
-                    f"{datatype} whole numbers",
-                    field=f"input {tensor.name!r}",
-                    value=arr[row].item(),
-                    expected=f"{datatype} whole numbers",
-                )
-        return arr.astype(dtype, copy=False)
+        return self._mapper.feeds(inputs)
 
     def columns(self, requests: Sequence[Feeds]) -> dict[str, np.ndarray]:
         """The feeds of several requests as one 1-D array per feature column, the rows of
@@ -445,7 +318,7 @@ class ServedModel:
             shape = [rows if d < 0 else d for d in spec.shape] or [rows]
             shape[0] = rows
             if spec.datatype == "BYTES":
-                feeds[spec.name] = np.full(shape, _MISSING_TEXT, dtype=object)
+                feeds[spec.name] = np.full(shape, MISSING_TEXT, dtype=object)
             else:
                 feeds[spec.name] = np.zeros(shape, dtype=DATATYPES[spec.datatype])
         return feeds
@@ -456,16 +329,6 @@ def _datatype(array: np.ndarray) -> str:
 
 
 _DTYPE_NAMES: Final = {v: k for k, v in DATATYPES.items()}
-
-
-def _check_rows(name: str, rows: int) -> None:
-    if rows < 1:
-        raise InvalidInputError(
-            f"input {name!r}: sent an empty batch (0 rows); expected at least one row",
-            field=f"input {name!r}",
-            value=0,
-            expected="at least one row",
-        )
 
 
 def load_served_model(
@@ -508,23 +371,3 @@ def load_served_model(
     )
     model.warm_up(sample, max_rows=warm_rows)
     return model
-
-
-def column_values(tensor: Tensor) -> np.ndarray:
-    """The 1-D values of a per-column input tensor (shape ``[rows]`` or ``[rows, 1]``).
-
-    Raises:
-        InvalidInputError: another shape (named, with what was sent and what is expected).
-    """
-    arr = tensor.array
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim != 1:
-        raise InvalidInputError(
-            f"input {tensor.name!r}: sent shape {list(tensor.array.shape)}; expected "
-            "[rows] or [rows, 1]",
-            field=f"input {tensor.name!r}",
-            value=list(tensor.array.shape),
-            expected="[rows] or [rows, 1]",
-        )
-    return arr

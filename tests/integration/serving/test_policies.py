@@ -19,9 +19,10 @@ from bascule.http.inference.app import create_app
 from bascule.http.inference.metrics import InferenceMetrics
 from bascule.registry.predictor import OnnxPredictor
 from bascule.serving.dataplane import DataPlane, ModelSpec
+from bascule.serving.feeds import Feeds
 from bascule.serving.manager import ModelManager
 from bascule.serving.router import CanarySplit, Policy
-from bascule.serving.runtime import Feeds, ServedModel, load_served_model
+from bascule.serving.runtime import ServedModel, load_served_model
 from bascule.store.predictions import PredictionLog, read_predictions
 from bascule.testing import InMemoryArtifactStore
 

@@ -38,9 +38,10 @@ from bascule.registry.predictor import OnnxPredictor
 from bascule.registry.rollouts import RolloutState
 from bascule.serving.assembly import build_dataplane
 from bascule.serving.dataplane import DataPlane, ModelSpec
+from bascule.serving.feeds import Feeds
 from bascule.serving.manager import ModelManager
 from bascule.serving.router import CanarySplit
-from bascule.serving.runtime import Feeds, ServedModel, load_served_model
+from bascule.serving.runtime import ServedModel, load_served_model
 from bascule.store.predictions import read_predictions
 from bascule.store.usage import read_usage
 from bascule.testing import make_services, serve_in_thread

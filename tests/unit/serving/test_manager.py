@@ -17,8 +17,9 @@ from bascule.core.errors import InvalidInputError, NotReadyError
 from bascule.core.records import ModelVersion
 from bascule.core.settings import BatchingSettings
 from bascule.registry.predictor import OnnxPredictor
+from bascule.serving.feeds import Feeds
 from bascule.serving.manager import ModelManager
-from bascule.serving.runtime import Feeds, ServedModel, load_served_model
+from bascule.serving.runtime import ServedModel, load_served_model
 from bascule.testing import FakeClock, make_services
 from bascule.wiring import Services
 
