@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 
 from bascule.core.errors import ConfigError
 from bascule.core.refs import ModelRef
-from bascule.serving.dataplane import DataPlane, ModelSpec, PredictionSink, UsageSink
+from bascule.serving.dataplane import DataPlane, ModelSpec, PredictionSink
 from bascule.serving.manager import ModelManager
 from bascule.serving.router import Policy
+from bascule.serving.usage_writer import UsageSink
 
 if TYPE_CHECKING:
     from bascule.core.clock import Clock

@@ -16,16 +16,16 @@ A model's routing (challenger, policy) comes from its spec, or, for a model serv
 with no challenger in the settings, from the rollout recorded on its history (see
 :mod:`bascule.serving.routing`). Answers, failed requests and the CPU seconds of batches
 are counted per version by the manager's :class:`~bascule.serving.usage.UsageMeter`; every
-``usage_interval_s`` (and at each policy change) the counts are written to the usage log.
+``usage_interval_s`` (and at each policy change) the counts are written to the usage log
+(:mod:`bascule.serving.usage_writer`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from bascule._version import __version__
 from bascule.core.clock import Clock
@@ -46,23 +46,13 @@ from bascule.serving.recording import PredictionRecorder, PredictionSink
 from bascule.serving.router import CHALLENGER, CHAMPION, SHADOW, Policy
 from bascule.serving.routing import ModelEntry, RolloutFollower, Routing
 from bascule.serving.usage import VersionTotals
-from bascule.store.usage import UsageRecord
+from bascule.serving.usage_writer import UsageSink, UsageWriter
 
-__all__ = ["DataPlane", "InferResult", "ModelSpec", "PredictionSink", "UsageSink"]
-
-log = logging.getLogger("bascule.serving")
+__all__ = ["DataPlane", "InferResult", "ModelSpec", "PredictionSink"]
 
 PLATFORM: Final = "onnxruntime_onnx"
 _SINGLE: Final = Policy()
 EXTENSIONS: Final = ["binary_tensor_data"]
-
-
-class UsageSink(Protocol):
-    """Where usage windows are written (``bascule.store.usage.UsageLog``)."""
-
-    def write(self, records: list[UsageRecord]) -> int:
-        """Write the records (blocking)."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -152,9 +142,7 @@ class DataPlane:
         self._observer: ServingObserver = observer or NullObserver()
         self.features = features or FeatureLookup()
         self._usage = manager.usage
-        self._usage_log = usage_log
-        self._usage_interval_s = usage_interval_s
-        self._usage_task: asyncio.Task[None] | None = None
+        self._usage_writer = UsageWriter(self._usage, usage_log, interval_s=usage_interval_s)
         self._follower = RolloutFollower(manager, on_switch=self._on_switch)
         self._entries: dict[str, ModelEntry] = {}
         for spec in specs:
@@ -191,21 +179,16 @@ class DataPlane:
         await self._manager.load_all()
         await self.follow_rollouts()
         self._manager.start()
-        if self._usage_log is not None and self._usage_task is None:
-            self._usage_task = asyncio.create_task(self._usage_loop(), name="bascule-usage")
+        self._usage_writer.start()
 
     async def close(self) -> None:
         """Finish shadow copies, drain and close the batchers, flush the logs."""
-        if self._usage_task is not None:
-            self._usage_task.cancel()
-            await asyncio.gather(self._usage_task, return_exceptions=True)
-            self._usage_task = None
         for entry in self._entries.values():
             if entry.shadow is not None:
                 await entry.shadow.close()
         await self._follower.close(list(self._entries.values()))
         await self._manager.close()
-        await self.flush_usage()
+        await self._usage_writer.close()
         if self._recorder is not None:
             self._recorder.flush()
         if self._log is not None:
@@ -334,15 +317,7 @@ class DataPlane:
         Returns:
             The records written.
         """
-        records = self._usage.cut()
-        if not records or self._usage_log is None:
-            return 0
-        try:
-            await asyncio.to_thread(self._usage_log.write, records)
-        except Exception:  # the usage log must never break serving (logged)
-            log.exception("usage log: cannot write %d records", len(records))
-            return 0
-        return len(records)
+        return await self._usage_writer.flush()
 
     async def sync(self) -> None:
         """A sync point for a process that drives the server and reads what it wrote (the
@@ -354,11 +329,6 @@ class DataPlane:
         if self._log is not None:
             await asyncio.to_thread(self._log.flush)
         await self.flush_usage()
-
-    async def _usage_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._usage_interval_s)
-            await self.flush_usage()
 
     def usage_totals(self) -> list[VersionTotals]:
         """Per model version since start: CPU seconds of its batches, answers and failures."""
