@@ -9,7 +9,7 @@ import io
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from bascule.core.clock import Clock, now_ms
 from bascule.core.errors import ConfigError, InvalidInputError
@@ -17,6 +17,7 @@ from bascule.core.feature_binding import FeatureServiceBinding, check_missing_po
 from bascule.core.records import ModelEvent, ModelVersion, RegisteredModel
 from bascule.core.refs import ModelRef, check_name
 from bascule.core.schema import ModelSignature
+from bascule.registry.feature_tags import FeatureLineageLike, version_tags
 from bascule.registry.provenance import git_commit
 from bascule.store.artifacts.base import ArtifactStore
 from bascule.store.db.models import ModelRepository
@@ -35,24 +36,6 @@ FeatureServiceResolver = Callable[[str], FeatureServiceBinding]
 """Feature service name → its binding (``FeatureStore.bind_service``, given by the wiring).
 
 Raises ``FeatureServiceNotFoundError`` listing the services for an unknown name."""
-
-
-class FeatureLineageLike(Protocol):
-    """What a training set built by the feature store records (``TrainingSet.lineage``)."""
-
-    @property
-    def refs(self) -> tuple[str, ...]:
-        """The ``view:feature`` refs of the training set."""
-        ...
-
-    @property
-    def digest(self) -> str:
-        """sha256 over the refs, view versions and data fingerprints."""
-        ...
-
-    def tags(self) -> dict[str, str]:
-        """Short tags: ``features.refs``, ``features.views``, ``features.digest``."""
-        ...
 
 
 class RegistryService:
@@ -169,7 +152,7 @@ class RegistryService:
         frame = to_frame(sample, converted.signature)
         profile = build_profile(frame, converted.signature)
         stored_sample = sample_rows(frame, max_rows=SAMPLE_MAX_ROWS, seed=0)
-        feature_tags = _feature_tags(name, converted.signature, binding, feature_lineage)
+        feature_tags = version_tags(name, converted.signature, binding, feature_lineage)
         if feature_lineage is not None and dataset_digest is None:
             dataset_digest = feature_lineage.digest
 
@@ -303,7 +286,7 @@ class RegistryService:
             profile=profile,
             sample=sample_rows(frame, max_rows=SAMPLE_MAX_ROWS, seed=0),
             metrics={},
-            tags=_feature_tags(name, signature, binding, None),
+            tags=version_tags(name, signature, binding, None),
             run_id=None,
             dataset_digest=None,
             description=description,
@@ -442,44 +425,6 @@ class RegistryService:
         if mv.sample_digest is None:
             return pd.DataFrame()
         return pd.read_parquet(io.BytesIO(self._artifacts.get(mv.sample_digest)))
-
-
-def _feature_tags(
-    name: str,
-    signature: ModelSignature,
-    binding: FeatureServiceBinding | None,
-    lineage: FeatureLineageLike | None,
-) -> dict[str, str]:
-    """The version tags recording the feature service and the training set's lineage.
-
-    Raises:
-        InvalidInputError: the service gives none of the model's inputs, or a model input
-            the service gives came from another feature in the training set.
-    """
-    tags = dict(lineage.tags()) if lineage is not None else {}
-    if binding is None:
-        return tags
-    columns = signature.column_names
-    binding.check_columns(columns, model=name)
-    if lineage is not None:
-        served = {r.partition(":")[2]: r for r in binding.refs}
-        trained = {r.partition(":")[2]: r for r in lineage.refs}
-        skew = [
-            f"{c!r} ({served[c]} served, {trained.get(c, 'absent')} in training)"
-            for c in columns
-            if c in served and trained.get(c) != served[c]
-        ]
-        if skew:
-            raise InvalidInputError(
-                f"model {name!r} would be served other features than it was trained on: "
-                f"{', '.join(skew)}; build the training set from feature service "
-                f"{binding.service!r} (get_historical_features(entity_df, "
-                f"{binding.service!r}))",
-                field="feature_lineage",
-                value=list(lineage.refs),
-                expected=f"the refs of feature service {binding.service!r}",
-            )
-    return {**tags, **binding.to_tags()}
 
 
 def _check_metrics(metrics: dict[str, Any]) -> dict[str, float]:
