@@ -14,8 +14,9 @@ from sklearn.linear_model import LogisticRegression
 from bascule.core.tensors import Tensor
 from bascule.registry.converters import convert
 from bascule.registry.predictor import OnnxPredictor
+from bascule.serving.feeds import Feeds
 from bascule.serving.recording import PredictionRecorder
-from bascule.serving.runtime import Feeds, Outputs, ServedModel
+from bascule.serving.runtime import Outputs, ServedModel
 from bascule.store.predictions import PredictionBatch, PredictionLog, PredictionRecord
 from bascule.store.predictions import read_predictions as read
 from bascule.testing import FakeClock, InMemoryArtifactStore
