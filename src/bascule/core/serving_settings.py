@@ -10,7 +10,7 @@ every other section, and :mod:`bascule.core.settings` exports these classes too.
       refs: [fraud@champion]
       port: 8080
       batching: {max_batch_size: 256, max_wait_ms: 2}
-      prediction_log: {flush_rows: 60000, compression: lz4}
+      prediction_log: {flush_rows: 200000, compression: lz4}
       models:
         fraud: {challenger: fraud@challenger, mode: canary, canary_percent: 10}
 """
@@ -48,14 +48,14 @@ class PredictionLogSettings(Section):
 
     enabled: bool = True
     """Write every answered request (and shadow answers) to the log under the artifact root."""
-    flush_rows: int = Field(default=60_000, ge=1, le=10_000_000)
+    flush_rows: int = Field(default=200_000, ge=1, le=10_000_000)
     """A buffer holding this many rows is written at once, one Parquet file per model and
     hour (larger buffers in chunks of this many rows). Encoding is column-wise and yields to
     the request path between columns, so larger chunks mean fewer, larger files and no
     longer pauses; each file has a fixed cost (writer set-up, two fsyncs, a rename)."""
     flush_interval_s: float = Field(default=5.0, gt=0, le=3600)
     """Buffered rows are written at least this often (seconds)."""
-    max_buffer_rows: int = Field(default=200_000, ge=1, le=100_000_000)
+    max_buffer_rows: int = Field(default=600_000, ge=1, le=100_000_000)
     """Rows held in memory at most, counting a flush in progress; beyond that rows are dropped
     and counted, never blocking (room for about three flushes' worth)."""
     compression: Literal["lz4", "zstd", "snappy", "none"] = "lz4"
