@@ -113,14 +113,12 @@ class FeedMapper:
                 value=list(arr.shape),
                 expected=f"[rows, {n}]",
             )
-        if tensor.datatype not in _NUMERIC:
-            raise InvalidInputError(
-                f"input {MATRIX_INPUT!r}: sent datatype {tensor.datatype}; expected FP32 or "
-                "FP64 (send one tensor per column for text columns)",
-                field=f"input {MATRIX_INPUT!r}",
-                value=tensor.datatype,
-                expected="FP32 or FP64",
-            )
+        _check_numeric(
+            MATRIX_INPUT,
+            tensor.datatype,
+            "FP32 or FP64",
+            "send one tensor per column for text columns",
+        )
         _check_rows(MATRIX_INPUT, arr.shape[0])
         if self._signature.layout == "tensor":
             spec = self._signature.inputs[0]
@@ -154,14 +152,7 @@ class FeedMapper:
             if any(v is None for v in arr):
                 arr = np.array([MISSING_TEXT if v is None else v for v in arr], dtype=object)
             return arr
-        if tensor.datatype not in _NUMERIC:
-            raise InvalidInputError(
-                f"input {tensor.name!r}: sent datatype {tensor.datatype}; expected {datatype} "
-                "(numbers)",
-                field=f"input {tensor.name!r}",
-                value=tensor.datatype,
-                expected=datatype,
-            )
+        _check_numeric(tensor.name, tensor.datatype, datatype, "numbers")
         dtype = DATATYPES[datatype]
         if dtype.kind in "iu" and arr.dtype.kind == "f":
             whole = np.isfinite(arr) & (arr == np.round(arr))
@@ -175,6 +166,16 @@ class FeedMapper:
                     expected=f"{datatype} whole numbers",
                 )
         return arr.astype(dtype, copy=False)
+
+
+def _check_numeric(name: str, sent: str, expected: str, hint: str) -> None:
+    if sent not in _NUMERIC:
+        raise InvalidInputError(
+            f"input {name!r}: sent datatype {sent}; expected {expected} ({hint})",
+            field=f"input {name!r}",
+            value=sent,
+            expected=expected,
+        )
 
 
 def _check_rows(name: str, rows: int) -> None:
