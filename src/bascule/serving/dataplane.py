@@ -7,10 +7,11 @@ requests (plain dicts from JSON plus the binary part of the body, or a
 
 An inference request goes: model lookup → V2 decoding → route (champion, canary
 challenger, or the version the request names) → feeds checked against that version's
-signature → the version's adaptive batcher → outputs. Each answer is recorded for the
-prediction log with its request id, version, route and policy (never blocking; answers
-reach the log many at a time, see :mod:`bascule.serving.recording`); in shadow mode a copy
-is offered to the challenger through a bounded queue after the answer is ready.
+signature → the version's adaptive batcher → outputs. Each request's log note (request id,
+route, policy) goes with its feeds to the batcher, whose thread hands the batch's answers to
+the prediction log's recorder (never blocking; answers reach the log many at a time, see
+:mod:`bascule.serving.recording`). In shadow mode a copy is offered to the challenger
+through a bounded queue after the answer is ready.
 
 A model's routing (challenger, policy) comes from its spec, or, for a model served by alias
 with no challenger in the settings, from the rollout recorded on its history (see
@@ -42,7 +43,7 @@ from bascule.core.tensors import ParsedRequest, parse_request
 from bascule.serving.features import FeatureLookup
 from bascule.serving.manager import LoadedVersion, ModelManager
 from bascule.serving.observer import NullObserver, ServingObserver
-from bascule.serving.recording import PredictionRecorder, PredictionSink
+from bascule.serving.recording import LogNote, PredictionRecorder, PredictionSink
 from bascule.serving.router import CHALLENGER, CHAMPION, SHADOW, Policy
 from bascule.serving.routing import ModelEntry, RolloutFollower, Routing
 from bascule.serving.usage import VersionTotals
@@ -139,6 +140,8 @@ class DataPlane:
         self._recorder = (
             PredictionRecorder(prediction_log, clock=clock) if prediction_log is not None else None
         )
+        self._recorder_task: asyncio.Task[None] | None = None
+        manager.recorder = self._recorder  # batches hand over their answers in their thread
         self._observer: ServingObserver = observer or NullObserver()
         self.features = features or FeatureLookup()
         self._usage = manager.usage
@@ -173,6 +176,10 @@ class DataPlane:
         """Load every served version (failures are reported by readiness), then follow aliases."""
         if self._log is not None:
             self._log.start()
+        if self._recorder is not None and self._recorder_task is None:
+            self._recorder_task = asyncio.create_task(
+                self._recorder_loop(self._recorder), name="bascule-recorder"
+            )
         for entry in self._entries.values():
             if entry.shadow is not None:
                 entry.shadow.start()
@@ -183,6 +190,10 @@ class DataPlane:
 
     async def close(self) -> None:
         """Finish shadow copies, drain and close the batchers, flush the logs."""
+        if self._recorder_task is not None:
+            self._recorder_task.cancel()
+            await asyncio.gather(self._recorder_task, return_exceptions=True)
+            self._recorder_task = None
         for entry in self._entries.values():
             if entry.shadow is not None:
                 await entry.shadow.close()
@@ -289,6 +300,14 @@ class DataPlane:
             }
             for slot in slots
         ]
+
+    @staticmethod
+    async def _recorder_loop(recorder: PredictionRecorder) -> None:
+        """Hand the answers a quiet server holds to the log every ``max_delay_s`` (under load
+        the batchers' threads hand them over, every ``max_pending`` answers)."""
+        while True:
+            await asyncio.sleep(recorder.max_delay_s)
+            recorder.flush()
 
     # -- rollouts and usage ----------------------------------------------------------------------
 
@@ -399,8 +418,12 @@ class DataPlane:
             if feeds is None:
                 feeds, used = await self.features.feeds(model, parsed.inputs)
             model.check_requested(parsed.outputs)
+            note: LogNote | None = None
+            if self._recorder is not None:
+                from_ = used.service if used is not None else ""
+                note = (request_id, started, route, policy, from_)
             try:
-                result = await loaded.run(feeds)
+                result = await loaded.run(feeds, note)
             except OverloadedError:
                 self._observer.rejected(name, "queue_full")
                 raise
@@ -410,17 +433,6 @@ class DataPlane:
             raise
         usage.answered(name, loaded.version, route, policy, _rows(feeds))
         answer_id = parsed.id or request_id
-        if self._recorder is not None:
-            self._recorder.record(
-                loaded.model,
-                request_id,
-                feeds,
-                result,
-                started,
-                route,
-                policy,
-                features_from=used.service if used is not None else "",
-            )
         if routing.shadow is not None and route != CHALLENGER:
             self._offer_shadow(entry, routing, parsed, request_id)
         return InferResult(
@@ -439,6 +451,7 @@ class DataPlane:
         if challenger is None or shadow is None:
             return
         observer, usage, policy = self._observer, self._usage, routing.policy.name
+        recorder = self._recorder
 
         async def job() -> None:
             started = self._clock.monotonic()
@@ -448,23 +461,16 @@ class DataPlane:
                 return
             try:
                 feeds, used = await self.features.feeds(loaded.model, parsed.inputs)
-                result = await loaded.run(feeds)
+                note: LogNote | None = None
+                if recorder is not None:
+                    from_ = used.service if used is not None else ""
+                    note = (request_id, started, SHADOW, policy, from_)
+                await loaded.run(feeds, note)
             except BasculeError:
                 usage.failed(entry.name, loaded.version, SHADOW, policy)
                 observer.shadow_done(entry.name, str(loaded.version), "error")
                 return
             usage.answered(entry.name, loaded.version, SHADOW, policy, _rows(feeds))
-            if self._recorder is not None:
-                self._recorder.record(
-                    loaded.model,
-                    request_id,
-                    feeds,
-                    result,
-                    started,
-                    SHADOW,
-                    policy,
-                    features_from=used.service if used is not None else "",
-                )
             observer.shadow_done(entry.name, str(loaded.version), "ok")
 
         if not shadow.offer(job):

@@ -36,6 +36,7 @@ from bascule.core.refs import ModelRef
 from bascule.serving.batching import AdaptiveBatcher
 from bascule.serving.feeds import Feeds
 from bascule.serving.observer import NullObserver, ServingObserver
+from bascule.serving.recording import LogNote, PredictionRecorder
 from bascule.serving.runtime import Outputs, ServedModel, load_served_model
 from bascule.serving.usage import UsageMeter
 
@@ -53,12 +54,16 @@ Loader = Callable[["ModelVersion"], ServedModel]
 PollHook = Callable[[], Awaitable[None]]
 
 
+Job = tuple[Feeds, LogNote | None]
+"""What a version's batcher runs: a request's feeds, and how the log records its answer."""
+
+
 @dataclass(eq=False)
 class LoadedVersion:
     """A warmed model version and the batcher that runs it."""
 
     model: ServedModel
-    batcher: AdaptiveBatcher[Feeds, Outputs | BasculeError]
+    batcher: AdaptiveBatcher[Job, Outputs | BasculeError]
     inflight: int = 0
     """Requests holding this version (submitted and not yet answered)."""
 
@@ -67,8 +72,12 @@ class LoadedVersion:
         """The version number."""
         return self.model.version
 
-    async def run(self, feeds: Feeds) -> Outputs:
+    async def run(self, feeds: Feeds, note: LogNote | None = None) -> Outputs:
         """Run one request's feeds through the batcher.
+
+        Args:
+            feeds: The request's feeds.
+            note: How the prediction log records the answer (None: not logged).
 
         Raises:
             OverloadedError: the batcher's queue is full.
@@ -76,7 +85,7 @@ class LoadedVersion:
         """
         self.inflight += 1
         try:
-            result = await self.batcher.submit(feeds)
+            result = await self.batcher.submit((feeds, note))
         finally:
             self.inflight -= 1
         if isinstance(result, BasculeError):
@@ -148,6 +157,8 @@ class ModelManager:
         drain_timeout_s: How long a swapped-out version may take to finish its requests.
         sleep: The poll timer (``asyncio.sleep``; ``FakeClock.sleep`` in tests).
         usage: Receives the CPU seconds of every batch (a new meter if None).
+        recorder: Takes the answered requests of every batch, in the batch's thread, for
+            requests run with a :data:`~bascule.serving.recording.LogNote` (None: nothing).
     """
 
     def __init__(
@@ -163,6 +174,7 @@ class ModelManager:
         drain_timeout_s: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         usage: UsageMeter | None = None,
+        recorder: PredictionRecorder | None = None,
     ) -> None:
         self._registry = registry
         self._clock = clock
@@ -182,6 +194,8 @@ class ModelManager:
         self.stats = ManagerStats()
         self.usage = usage or UsageMeter(clock.now_utc)
         """Answers, failures and CPU seconds per version."""
+        self.recorder = recorder
+        """Takes the answered requests of every batch (set before versions load)."""
 
     # -- slots -----------------------------------------------------------------------------------
 
@@ -213,24 +227,32 @@ class ModelManager:
             warm_rows=self._batching.max_batch_size if self._batching.enabled else 1,
         )
 
-    def _batcher(self, model: ServedModel) -> AdaptiveBatcher[Feeds, Outputs | BasculeError]:
+    def _batcher(self, model: ServedModel) -> AdaptiveBatcher[Job, Outputs | BasculeError]:
         b = self._batching
         name, version = model.name, str(model.version)
-        observer, usage, number, run_batch = (
+        observer, usage, number, run_batch, recorder = (
             self._observer,
             self.usage,
             model.version,
             model.run_batch,
+            self.recorder,
         )
 
-        def run(items: list[Feeds]) -> list[Outputs | BasculeError]:
+        def run(jobs: list[Job]) -> list[Outputs | BasculeError]:
+            feeds = [f for f, _ in jobs]
             # the batcher thread's own CPU time: all of it with one intra-op thread
             before = time.thread_time()
             try:
-                return run_batch(items)
+                results = run_batch(feeds)
             finally:
                 cpu = time.thread_time() - before
-                usage.batch(name, number, sum(map(_rows, items)), cpu)
+                usage.batch(name, number, sum(map(_rows, feeds)), cpu)
+            if recorder is not None:  # in this thread, off the event loop
+                try:
+                    recorder.record(model, [n for _, n in jobs], feeds, results)
+                except Exception:  # the log must never fail a batch (logged)
+                    log.exception("prediction log: cannot record a batch of %d", len(jobs))
+            return results
 
         def on_batch(rows: int, seconds: float) -> None:
             observer.batch_done(name, version, rows, seconds)
@@ -240,7 +262,7 @@ class ModelManager:
             max_batch_size=b.max_batch_size if b.enabled else 1,
             max_wait_s=b.max_wait_ms / 1000 if b.enabled else 0.0,
             max_queue=b.max_queue,
-            rows=_rows,
+            rows=_job_rows,
             clock=self._clock,
             name=f"{name}:{version}",
             on_batch=on_batch,
@@ -402,3 +424,7 @@ class ModelManager:
 
 def _rows(feeds: Feeds) -> int:
     return int(next(iter(feeds.values())).shape[0])
+
+
+def _job_rows(job: Job) -> int:
+    return _rows(job[0])

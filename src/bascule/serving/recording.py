@@ -1,18 +1,21 @@
 """Record answered requests in the prediction log, many requests per log record.
 
-Each answered request is handed to :meth:`PredictionRecorder.record`, which only appends a
-tuple (O(1), no array work). Every ``max_pending`` answers, or ``max_delay_s`` after the
-first one, :meth:`PredictionRecorder.flush` hands the answers of each model version to the
-log as one :class:`~bascule.store.predictions.PredictionBatch` (per-request fields as small
-arrays; under load, the answers of several executed batches at once). Its feature and output
-columns are built later, by the log's flusher thread, when it reads them: the request path
-never joins or transposes the requests' arrays.
+The data plane gives each request a :data:`LogNote` (request id, arrival, route, policy)
+that travels with its feeds through the version's adaptive batcher. Right after a batch ran,
+the batcher's thread hands its answered requests to :meth:`PredictionRecorder.record`,
+which only appends tuples; every ``max_pending`` answers (in that thread), or every
+``max_delay_s`` (the data plane's timer), :meth:`PredictionRecorder.flush` hands the answers
+of each model version to the log as one :class:`~bascule.store.predictions.PredictionBatch`.
+Its feature and output columns are built later, by the log's flusher thread, when it reads
+them. Under load the event loop does no logging work beyond building each request's note.
+
+A logged latency runs from the request's arrival to the end of its batch's run.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
@@ -24,7 +27,7 @@ from bascule.serving.feeds import Feeds
 from bascule.serving.runtime import Outputs, ServedModel
 from bascule.store.predictions import PredictionBatch, PredictionRecord
 
-__all__ = ["PredictionRecorder", "PredictionSink"]
+__all__ = ["LogNote", "PredictionRecorder", "PredictionSink"]
 
 log = logging.getLogger("bascule.serving")
 
@@ -33,6 +36,12 @@ _ONE_US: Final = timedelta(microseconds=1)
 
 # request id, feeds, outputs, started and answered (monotonic seconds), route
 _Answer = tuple[str, Feeds, Outputs, float, float, str]
+
+LogNote = tuple[str, float, str, str, str]
+"""How the log records a request's answer: request id, arrival (the clock's monotonic
+seconds), route (``champion``, ``challenger``, ``shadow``), the model's traffic policy
+(``""``, ``canary``, ``shadow``) and the feature service its inputs were looked up in
+(``""``: the request sent them). A plain tuple: the event loop builds one per request."""
 
 
 class PredictionSink(Protocol):
@@ -102,16 +111,20 @@ class _Deferred(Mapping[str, np.ndarray]):
 
 
 class PredictionRecorder:
-    """Turns the answers of each executed batch into one prediction-log record.
+    """Collects answered requests from the batchers' threads and hands them to the log as one
+    record per model version and policy, ``max_pending`` answers at a time.
 
-    Answers wait at most ``max_delay_s`` (event-loop time) or until ``max_pending`` are
-    held; :meth:`flush` at shutdown hands over the rest.
+    :meth:`record` is called by a version's batcher thread right after a batch ran (never by
+    the event loop); the thread that brings the pending answers to ``max_pending`` builds
+    the records. :meth:`flush` hands over the rest: the data plane calls it every
+    ``max_delay_s`` from the event loop (so a quiet server logs within that delay) and at
+    shutdown. Thread-safe.
 
     Args:
         sink: The prediction log.
         clock: Answer times (monotonic, for latencies) and the wall clock of timestamps.
         max_pending: Answers held at most before they are handed to the log.
-        max_delay_s: Longest wait of an answer before it is handed to the log.
+        max_delay_s: How often the data plane flushes (the longest an answer waits).
     """
 
     def __init__(
@@ -126,53 +139,48 @@ class PredictionRecorder:
         self._clock = clock
         self._monotonic = clock.monotonic
         self._max_pending = max_pending
-        self._max_delay_s = max_delay_s
+        self.max_delay_s = max_delay_s
+        self._lock = threading.Lock()
         self._pending: dict[tuple[ServedModel, str, str], list[_Answer]] = {}
         self._count = 0
-        self._timer: asyncio.TimerHandle | None = None
 
     def record(
         self,
         model: ServedModel,
-        request_id: str,
-        feeds: Feeds,
-        result: Outputs,
-        started: float,
-        route: str,
-        policy: str,
-        *,
-        features_from: str = "",
+        notes: Sequence[LogNote | None],
+        feeds: Sequence[Feeds],
+        results: Sequence[Outputs | BaseException],
     ) -> None:
-        """Note one answer (O(1)); it reaches the log with the answers around it.
+        """Note the answered requests of one executed batch (right after it ran).
+
+        Requests without a note, or whose result is an error, are left out. Never raises.
 
         Args:
-            model: The version that answered.
-            request_id: The request's id.
-            feeds: The feeds it ran on.
-            result: Its outputs.
-            started: When it arrived (the clock's monotonic seconds).
-            route: ``champion``, ``challenger`` or ``shadow``.
-            policy: The model's traffic policy (``""``, ``canary`` or ``shadow``).
-            features_from: The feature service the inputs were looked up in (``""``: the
-                request sent them).
+            model: The version that ran the batch.
+            notes: Per request, its note (None: not logged).
+            feeds: Per request, the feeds it ran on.
+            results: Per request, its outputs or the error it got.
         """
-        answer = (request_id, feeds, result, started, self._monotonic(), route)
-        key = (model, policy, features_from)
-        pending = self._pending.get(key)
-        if pending is None:
-            self._pending[key] = [answer]
-        else:
-            pending.append(answer)
-        self._count += 1
-        if self._count >= self._max_pending:
+        answered = self._monotonic()
+        with self._lock:
+            pending = self._pending
+            added = 0
+            for note, feed, result in zip(notes, feeds, results, strict=True):
+                if note is None or isinstance(result, BaseException):
+                    continue
+                request_id, started, route, policy, features_from = note
+                answer = (request_id, feed, result, started, answered, route)
+                key = (model, policy, features_from)
+                group = pending.get(key)
+                if group is None:
+                    pending[key] = [answer]
+                else:
+                    group.append(answer)
+                added += 1
+            self._count += added
+            full = self._count >= self._max_pending
+        if full:
             self.flush()
-        elif self._timer is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # no event loop to wait on: log it now
-                self.flush()
-                return
-            self._timer = loop.call_later(self._max_delay_s, self.flush)
 
     def flush(self) -> int:
         """Append what was recorded so far: one batch per model version and policy.
@@ -182,11 +190,9 @@ class PredictionRecorder:
         Returns:
             The requests handed to the log.
         """
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._count = 0
-        pending, self._pending = self._pending, {}
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            self._count = 0
         if not pending:
             return 0
         wall_us = (self._clock.now_utc() - _EPOCH) // _ONE_US

@@ -1,8 +1,9 @@
-"""PredictionRecorder: many answers → one log record, read back one row per input row."""
+"""PredictionRecorder: answers handed over by batch threads → one log record per model version
+and policy, read back one row per input row."""
 
 from __future__ import annotations
 
-import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,11 +12,12 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from bascule.core.errors import InvalidInputError
 from bascule.core.tensors import Tensor
 from bascule.registry.converters import convert
 from bascule.registry.predictor import OnnxPredictor
 from bascule.serving.feeds import Feeds
-from bascule.serving.recording import PredictionRecorder
+from bascule.serving.recording import LogNote, PredictionRecorder
 from bascule.serving.runtime import Outputs, ServedModel
 from bascule.store.predictions import PredictionBatch, PredictionLog, PredictionRecord
 from bascule.store.predictions import read_predictions as read
@@ -23,11 +25,6 @@ from bascule.testing import FakeClock, InMemoryArtifactStore
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 COLUMNS = ["amount", "age", "score"]
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture(scope="module")
@@ -70,73 +67,107 @@ def answer(model: ServedModel, rows: list[list[float]]) -> tuple[Feeds, Outputs]
     return feeds, result
 
 
-@pytest.mark.anyio
-async def test_answers_are_logged_as_one_batch_after_the_delay(model: ServedModel) -> None:
-    sink = ListSink()
-    recorder = PredictionRecorder(sink, clock=FakeClock(T0), max_delay_s=0)
+def note(request_id: str, route: str = "champion", policy: str = "") -> LogNote:
+    return (request_id, 1000.0, route, policy, "")
 
-    for i in range(3):
-        recorder.record(model, f"r{i}", *answer(model, [[1, 2, 3]]), 1000.0, "champion", "")
+
+def test_answers_wait_for_a_flush_then_are_one_record(model: ServedModel) -> None:
+    sink = ListSink()
+    recorder = PredictionRecorder(sink, clock=FakeClock(T0))
+    answers = [answer(model, [[1, 2, 3]]), answer(model, [[4, 5, 6], [7, 8, 9]])]
+
+    recorder.record(model, [note("a"), note("b")], [f for f, _ in answers], [r for _, r in answers])
     assert [] == sink.items
-    for _ in range(10):  # the timer fires within an iteration or two of the event loop
-        if sink.items:
-            break
-        await asyncio.sleep(0)
+    assert 2 == recorder.flush()
+    assert 0 == recorder.flush()
 
     (logged,) = sink.items
     assert isinstance(logged, PredictionBatch)
-    assert ("fraud", 3, ("r0", "r1", "r2")) == (
+    assert ("fraud", 3, ["a", "b"], [1, 2], 3) == (
         logged.model_name,
         logged.model_version,
-        tuple(logged.request_ids),
+        list(logged.request_ids),
+        logged.request_rows.tolist(),
+        logged.rows,
     )
-    assert 3 == logged.rows
 
 
-@pytest.mark.anyio
-async def test_max_pending_answers_are_handed_over_at_once(model: ServedModel) -> None:
+def test_max_pending_answers_are_handed_over_by_the_thread_that_fills_them(
+    model: ServedModel,
+) -> None:
     sink = ListSink()
-    recorder = PredictionRecorder(sink, clock=FakeClock(T0), max_pending=2, max_delay_s=60)
+    recorder = PredictionRecorder(sink, clock=FakeClock(T0), max_pending=2)
+    feeds, result = answer(model, [[1, 2, 3]])
 
-    recorder.record(model, "a", *answer(model, [[1, 2, 3]]), 1000.0, "champion", "")
-    recorder.record(model, "b", *answer(model, [[1, 2, 3]]), 1000.0, "shadow", "shadow")
-    recorder.record(model, "c", *answer(model, [[1, 2, 3]]), 1000.0, "champion", "")
+    recorder.record(model, [note("a")], [feeds], [result])
+    assert [] == sink.items
+    worker = threading.Thread(
+        target=recorder.record, args=(model, [note("b"), note("c")], [feeds] * 2, [result] * 2)
+    )
+    worker.start()
+    worker.join()
 
-    assert [["a"], ["b"]] == [list(b.request_ids) for b in sink.items if b.rows]
-    assert 1 == recorder.flush()
-    assert 0 == recorder.flush()
-    assert 3 == len(sink.items)
+    assert [["a", "b", "c"]] == [list(b.request_ids) for b in sink.items]  # type: ignore[union-attr]
 
 
-def test_without_an_event_loop_an_answer_is_logged_at_once(model: ServedModel) -> None:
+def test_requests_without_a_note_or_with_an_error_are_left_out(model: ServedModel) -> None:
     sink = ListSink()
     recorder = PredictionRecorder(sink, clock=FakeClock(T0))
+    feeds, result = answer(model, [[1, 2, 3]])
+    error = InvalidInputError("onnxruntime rejected the request")
 
-    recorder.record(model, "a", *answer(model, [[1, 2, 3]]), 1000.0, "champion", "")
+    recorder.record(model, [note("a"), None, note("c")], [feeds] * 3, [error, result, result])
 
-    assert 1 == len(sink.items)
+    assert 1 == recorder.flush()
+    assert [["c"]] == [list(b.request_ids) for b in sink.items]  # type: ignore[union-attr]
 
 
-@pytest.mark.anyio
-async def test_a_recorded_batch_reads_back_one_row_per_input_row(model: ServedModel) -> None:
+def test_each_policy_is_its_own_record(model: ServedModel) -> None:
+    sink = ListSink()
+    recorder = PredictionRecorder(sink, clock=FakeClock(T0))
+    feeds, result = answer(model, [[1, 2, 3]])
+
+    recorder.record(
+        model, [note("a"), note("b", "shadow", "shadow"), note("c")], [feeds] * 3, [result] * 3
+    )
+    recorder.flush()
+
+    assert [("", ["a", "c"]), ("shadow", ["b"])] == [
+        (b.policy, list(b.request_ids))  # type: ignore[union-attr]
+        for b in sink.items
+    ]
+
+
+def test_answers_that_cannot_be_logged_are_left_out_without_raising(model: ServedModel) -> None:
+    sink = ListSink()
+    recorder = PredictionRecorder(sink, clock=FakeClock(T0))
+    _, result = answer(model, [[1, 2, 3]])
+
+    recorder.record(model, [note("a")], [{}], [result])  # feeds without an input
+
+    assert 0 == recorder.flush()
+    assert [] == sink.items
+
+
+def test_recorded_answers_read_back_one_row_per_input_row(model: ServedModel) -> None:
     clock = FakeClock(T0)
     store = InMemoryArtifactStore()
     log = PredictionLog(store, clock=clock)
-    recorder = PredictionRecorder(log, clock=clock, max_delay_s=60)
+    recorder = PredictionRecorder(log, clock=clock)
     started = clock.monotonic()
     first = answer(model, [[0.5, 1.0, -1.0], [2.0, 3.0, 4.0]])
     second = answer(model, [[-3.0, 0.0, 1.0]])
 
-    clock.advance(0.004)
-    recorder.record(model, "two-rows", *first, started, "champion", "canary")
+    clock.advance(0.004)  # the first batch ends 4 ms after both requests arrived
+    recorder.record(model, [("r1", started, "champion", "canary", "")], [first[0]], [first[1]])
     clock.advance(0.001)
-    recorder.record(model, "one-row", *second, started, "challenger", "canary")
+    recorder.record(model, [("r2", started, "challenger", "canary", "")], [second[0]], [second[1]])
     recorder.flush()
     log.close()
     df = read(store, "fraud")
 
     expected: dict[str, Any] = {
-        "request_id": ["two-rows", "two-rows", "one-row"],
+        "request_id": ["r1", "r1", "r2"],
         "row": [0, 1, 0],
         "model_version": [3, 3, 3],
         "timestamp": [T0 + timedelta(milliseconds=4)] * 2 + [T0 + timedelta(milliseconds=5)],
