@@ -40,7 +40,7 @@ from bascule.core.errors import (
 from bascule.core.outputs import OutputTensor
 from bascule.core.refs import ModelRef
 from bascule.core.tensors import ParsedRequest, parse_request
-from bascule.serving.features import FeatureLookup
+from bascule.serving.features import FeatureLookup, LookedUp
 from bascule.serving.manager import LoadedVersion, ModelManager
 from bascule.serving.observer import NullObserver, ServingObserver
 from bascule.serving.recording import LogNote, PredictionRecorder, PredictionSink
@@ -178,7 +178,7 @@ class DataPlane:
             self._log.start()
         if self._recorder is not None and self._recorder_task is None:
             self._recorder_task = asyncio.create_task(
-                self._recorder_loop(self._recorder), name="bascule-recorder"
+                self._recorder.flush_every_delay(), name="bascule-recorder"
             )
         for entry in self._entries.values():
             if entry.shadow is not None:
@@ -301,14 +301,6 @@ class DataPlane:
             for slot in slots
         ]
 
-    @staticmethod
-    async def _recorder_loop(recorder: PredictionRecorder) -> None:
-        """Hand the answers a quiet server holds to the log every ``max_delay_s`` (under load
-        the batchers' threads hand them over, every ``max_pending`` answers)."""
-        while True:
-            await asyncio.sleep(recorder.max_delay_s)
-            recorder.flush()
-
     # -- rollouts and usage ----------------------------------------------------------------------
 
     async def follow_rollouts(self) -> None:
@@ -418,10 +410,7 @@ class DataPlane:
             if feeds is None:
                 feeds, used = await self.features.feeds(model, parsed.inputs)
             model.check_requested(parsed.outputs)
-            note: LogNote | None = None
-            if self._recorder is not None:
-                from_ = used.service if used is not None else ""
-                note = (request_id, started, route, policy, from_)
+            note = self._note(request_id, started, route, policy, used)
             try:
                 result = await loaded.run(feeds, note)
             except OverloadedError:
@@ -444,6 +433,14 @@ class DataPlane:
             policy=policy,
         )
 
+    def _note(
+        self, request_id: str, started: float, route: str, policy: str, used: LookedUp | None
+    ) -> LogNote | None:
+        """How the log records this answer (None without a log)."""
+        if self._recorder is None:
+            return None
+        return (request_id, started, route, policy, used.service if used is not None else "")
+
     def _offer_shadow(
         self, entry: ModelEntry, routing: Routing, parsed: ParsedRequest, request_id: str
     ) -> None:
@@ -451,7 +448,6 @@ class DataPlane:
         if challenger is None or shadow is None:
             return
         observer, usage, policy = self._observer, self._usage, routing.policy.name
-        recorder = self._recorder
 
         async def job() -> None:
             started = self._clock.monotonic()
@@ -461,11 +457,7 @@ class DataPlane:
                 return
             try:
                 feeds, used = await self.features.feeds(loaded.model, parsed.inputs)
-                note: LogNote | None = None
-                if recorder is not None:
-                    from_ = used.service if used is not None else ""
-                    note = (request_id, started, SHADOW, policy, from_)
-                await loaded.run(feeds, note)
+                await loaded.run(feeds, self._note(request_id, started, SHADOW, policy, used))
             except BasculeError:
                 usage.failed(entry.name, loaded.version, SHADOW, policy)
                 observer.shadow_done(entry.name, str(loaded.version), "error")

@@ -14,6 +14,7 @@ A logged latency runs from the request's arrival to the end of its batch's run.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -180,6 +181,13 @@ class PredictionRecorder:
             self._count += added
             full = self._count >= self._max_pending
         if full:
+            self.flush()
+
+    async def flush_every_delay(self) -> None:
+        """Hand over what a quiet server holds every ``max_delay_s`` (an event-loop task;
+        under load the batchers' threads hand answers over every ``max_pending``)."""
+        while True:
+            await asyncio.sleep(self.max_delay_s)
             self.flush()
 
     def flush(self) -> int:
