@@ -157,8 +157,6 @@ class ModelManager:
         drain_timeout_s: How long a swapped-out version may take to finish its requests.
         sleep: The poll timer (``asyncio.sleep``; ``FakeClock.sleep`` in tests).
         usage: Receives the CPU seconds of every batch (a new meter if None).
-        recorder: Takes the answered requests of every batch, in the batch's thread, for
-            requests run with a :data:`~bascule.serving.recording.LogNote` (None: nothing).
     """
 
     def __init__(
@@ -174,7 +172,6 @@ class ModelManager:
         drain_timeout_s: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         usage: UsageMeter | None = None,
-        recorder: PredictionRecorder | None = None,
     ) -> None:
         self._registry = registry
         self._clock = clock
@@ -194,8 +191,10 @@ class ModelManager:
         self.stats = ManagerStats()
         self.usage = usage or UsageMeter(clock.now_utc)
         """Answers, failures and CPU seconds per version."""
-        self.recorder = recorder
-        """Takes the answered requests of every batch (set before versions load)."""
+        self.recorder: PredictionRecorder | None = None
+        """Takes the answered requests of every batch, in the batch's thread, for requests run
+        with a :data:`~bascule.serving.recording.LogNote`; the data plane sets it before any
+        version loads (None: nothing is logged)."""
 
     # -- slots -----------------------------------------------------------------------------------
 
