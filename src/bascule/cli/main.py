@@ -193,7 +193,7 @@ def demo(
     """
 
     def go() -> None:
-        from bascule.cli.serve import pin_math_threads
+        from bascule.cli.process import pin_math_threads
 
         # The demo shares 2 cores between its server, monitoring and training: OpenMP pools
         # spinning on every core (sklearn's trees) starved the rest (monitoring 3x slower).

@@ -27,25 +27,12 @@ import typer
 from bascule.cli.context import config_path, get_services
 from bascule.cli.errors import run_guarded
 from bascule.cli.output import console
+from bascule.cli.process import keep_freed_memory, pin_math_threads
 
 if TYPE_CHECKING:
     from bascule.core.settings import ServingSettings
 
-__all__ = ["pin_math_threads", "serve"]
-
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def pin_math_threads() -> None:
-    """Give OpenMP and BLAS one thread each, unless the user chose otherwise.
-
-    Process configuration at a composition root, done before numpy and onnxruntime load
-    their thread pools (and inherited by worker processes): the server's parallelism comes
-    from the event loop, the batcher thread and ``intra_op_threads``, not from math
-    libraries each starting a thread per core and fighting over the same cores.
-    """
-    for name in THREAD_VARIABLES:
-        os.environ.setdefault(name, "1")
+__all__ = ["serve"]
 
 
 def serve(
@@ -95,6 +82,7 @@ def serve(
     Example: bascule serve fraud@champion --workers 2 --challenger fraud@challenger --mode shadow
     """
     pin_math_threads()
+    keep_freed_memory()
 
     def go() -> None:
         from bascule.core.errors import ConfigError

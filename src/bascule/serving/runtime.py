@@ -175,27 +175,21 @@ class ServedModel:
                 for name in requests[0]
             }
         name = self._signature.inputs[0].name
-        parts = [feeds[name] for feeds in requests]
-        joined = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        # The rows of the transposed copy are contiguous columns, which the log writes as
-        # they are, one Arrow chunk each (a strided view would gather each value from its row).
-        return dict(zip(self._column_names, np.ascontiguousarray(joined.T), strict=True))
+        matrices = [feeds[name] for feeds in requests]
+        return dict(zip(self._column_names, _transposed(matrices), strict=True))
 
     def log_outputs(self, results: Sequence[Outputs]) -> dict[str, np.ndarray]:
         """The outputs of several requests as one 1-D array per column (for the prediction
         log): ``label`` and ``proba_<class>`` per class, or ``prediction``
         (``prediction_<i>`` when 2-D)."""
-        if len(results) == 1:
-            result = results[0]
-        else:
-            result = {key: np.concatenate([r[key] for r in results]) for key in results[0]}
         if not self._classify:
-            pred = result["prediction"]
-            if pred.ndim == 1:
-                return {"prediction": pred}
-            return {f"prediction_{i}": column for i, column in enumerate(pred.T.copy())}
-        out = dict(zip(self._proba_columns, result["probabilities"].T.copy(), strict=True))
-        out["label"] = result["label"]
+            predictions = [r["prediction"] for r in results]
+            if predictions[0].ndim == 1:
+                return {"prediction": _joined(predictions)}
+            return {f"prediction_{i}": col for i, col in enumerate(_transposed(predictions))}
+        probabilities = _transposed([r["probabilities"] for r in results])
+        out = dict(zip(self._proba_columns, probabilities, strict=True))
+        out["label"] = _joined([r["label"] for r in results])
         return out
 
     def run_batch(self, items: list[Feeds]) -> list[Outputs | BasculeError]:
@@ -326,6 +320,21 @@ class ServedModel:
 
 def _datatype(array: np.ndarray) -> str:
     return "BYTES" if array.dtype.kind in "OUS" else _DTYPE_NAMES[array.dtype]
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _transposed(blocks: list[np.ndarray]) -> np.ndarray:
+    """2-D row blocks (one per request, same columns and dtype) stacked and transposed in
+    one pass: row ``j`` of the result is column ``j`` of every block, contiguous, which the
+    log writes as it is (one Arrow chunk per column), where stacking first and then copying
+    the transpose would read and write everything twice."""
+    rows = sum(block.shape[0] for block in blocks)
+    out = np.empty((blocks[0].shape[1], rows), dtype=blocks[0].dtype)
+    np.concatenate([block.T for block in blocks], axis=1, out=out)
+    return out
 
 
 _DTYPE_NAMES: Final = {v: k for k, v in DATATYPES.items()}

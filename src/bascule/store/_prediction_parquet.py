@@ -60,7 +60,7 @@ CODECS: Final = ("lz4", "zstd", "snappy", "none")
 accepts the same (a test keeps the two equal: settings may not import the store)."""
 
 
-Encoded = tuple[str, bytes, int]
+Encoded = tuple[str, memoryview, int]
 """``(key, Parquet bytes, rows)`` of one file to write."""
 Pause = Callable[[], None]
 
@@ -247,7 +247,7 @@ def _tables(members: list[Part], invalid: list[str], pause: Pause) -> list[Any]:
     ]
 
 
-def _parquet(table: Any, compression: str) -> bytes:
+def _parquet(table: Any, compression: str) -> memoryview:
     """Parquet bytes of a table built by :func:`_table`.
 
     Only text columns get a dictionary (floats and unique ids would not repeat, and hashing
@@ -278,7 +278,8 @@ def _parquet(table: Any, compression: str) -> bytes:
         write_batch_size=65536,
         store_schema=False,
     )
-    return bytes(sink.getvalue().to_pybytes())
+    # a view of Arrow's buffer: copying tens of MB into ``bytes`` would hold the GIL meanwhile
+    return memoryview(sink.getvalue())
 
 
 def encode_tables(

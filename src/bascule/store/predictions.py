@@ -352,7 +352,7 @@ class PredictionLog:
             self._dropped += rows - written
         return written
 
-    def _write(self, key: str, data: bytes) -> bool:
+    def _write(self, key: str, data: memoryview) -> bool:
         for attempt in (1, 2):
             try:
                 self._store.write(key, data)

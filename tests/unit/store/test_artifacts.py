@@ -49,7 +49,7 @@ def test_in_memory_store_passes_the_artifact_store_contract() -> None:
 
 def test_contract_check_reports_a_store_that_accepts_escaping_keys() -> None:
     class Careless(InMemoryArtifactStore):
-        def write(self, key: str, data: bytes) -> None:
+        def write(self, key: str, data: bytes | memoryview) -> None:
             if key == "../x":
                 return
             super().write(key, data)

@@ -519,7 +519,7 @@ class FailingStore(InMemoryArtifactStore):
         self.failures = failures
         self.written = threading.Event()
 
-    def write(self, key: str, data: bytes) -> None:
+    def write(self, key: str, data: bytes | memoryview) -> None:
         if self.failures > 0:
             self.failures -= 1
             raise StorageError("disk full")

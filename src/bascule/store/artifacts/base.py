@@ -96,7 +96,7 @@ class ArtifactStore(Protocol):
         """Whether a blob with that digest is stored."""
         ...
 
-    def write(self, key: str, data: bytes) -> None:
+    def write(self, key: str, data: bytes | memoryview) -> None:
         """Write a keyed file atomically (readers see the old content or the new, never half)."""
         ...
 

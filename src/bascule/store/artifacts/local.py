@@ -75,7 +75,7 @@ def _drop_cached(fd: int) -> None:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
-def _write_tmp(folder: Path, chunks: Iterable[bytes]) -> Path:
+def _write_tmp(folder: Path, chunks: Iterable[bytes | memoryview]) -> Path:
     """Write ``chunks`` to a new temporary file in ``folder``, fsynced, then dropped from
     the page cache; removed on failure.
 
@@ -241,7 +241,7 @@ class LocalArtifactStore:
             )
         return path
 
-    def write(self, key: str, data: bytes) -> None:
+    def write(self, key: str, data: bytes | memoryview) -> None:
         """Write the keyed file atomically, replacing any previous content.
 
         Raises:

@@ -115,7 +115,7 @@ class InMemoryArtifactStore:
 
     # -- keyed files ---------------------------------------------------------------------------
 
-    def write(self, key: str, data: bytes) -> None:
+    def write(self, key: str, data: bytes | memoryview) -> None:
         """Write (or replace) the keyed file.
 
         Raises:

@@ -279,7 +279,7 @@ class S3ArtifactStore:
 
     # -- keyed files ---------------------------------------------------------------------------
 
-    def write(self, key: str, data: bytes) -> None:
+    def write(self, key: str, data: bytes | memoryview) -> None:
         """Write (or replace) the keyed file with one atomic PUT.
 
         Raises:
