@@ -39,8 +39,8 @@ PAGES_CHURNED = 5 * 64 * 1024 // 4  # 4 KiB pages written by the five measured r
 
 
 def run(mode: str, **env: str) -> dict[str, object]:
-    clean = {k: v for k, v in os.environ.items() if k not in MALLOC_SETTINGS}
-    clean = {k: v for k, v in clean.items() if k not in THREAD_VARIABLES}
+    ours = {*MALLOC_SETTINGS, *THREAD_VARIABLES}
+    clean = {k: v for k, v in os.environ.items() if k not in ours}
     out = subprocess.run(
         [sys.executable, "-c", CHURN, mode],
         env={**clean, **env},

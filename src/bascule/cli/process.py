@@ -44,9 +44,10 @@ def keep_freed_memory() -> None:
 
     A server with its prediction log on allocates and frees tens of MB a second: each
     request's tensors live until the log writes them, and the log's columns and files are
-    built in blocks of a few MB. By default glibc maps every block over 128 kB afresh and
-    returns free memory at the top of a heap as soon as it exceeds 128 kB, so the next
-    blocks fault fresh, zeroed pages in again, on every core. Kept, the pages are reused
+    built in blocks of a few MB. By default glibc maps blocks over its mmap threshold
+    afresh (128 kB at first, raised only to the size of blocks already freed) and returns
+    the free top of a heap beyond twice that, so the next blocks fault fresh, zeroed pages
+    in again, on every core. Kept, the pages are reused
     while the peak memory, which the log's buffer bounds, stays the same (the A/B of log on
     and off servers under alternating load is in the commit that added this). Applied to
     this process with ``mallopt`` and to worker processes through glibc's environment
